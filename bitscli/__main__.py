@@ -1,0 +1,7 @@
+"""Entry point for ``python -m bitscli``."""
+
+import sys
+
+from bitscli.cli import main
+
+sys.exit(main())
