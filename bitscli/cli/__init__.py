@@ -1,0 +1,125 @@
+"""The bitscli command line: argv (ours or BitsAdmin's) -> one typer command; errors -> exit codes, once."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from bitscli import __version__
+from bitscli.errors import BitsError, ExitCode
+
+# Command name -> the module under bitscli.cli that defines it. Only the module of the command being
+# run is imported, so `bitscli getstate` never pays for the setters, views or transfer code (pip's
+# commands_dict does the same). tests/test_cli_registry.py keeps this table and the modules in sync.
+_JOBS = ("create", "addfile", "addfileset", "addfilewithranges", "replaceremoteprefix", "resume", "suspend",
+         "cancel", "complete", "reset")  # fmt: skip
+_VIEWS = ("info", "list", "listfiles")
+GETTERS = (
+    "getstate", "gettype", "getpriority", "getbytestotal", "getbytestransferred", "getfilestotal",
+    "getfilestransferred", "getcreationtime", "getmodificationtime", "getcompletiontime", "geterror",
+    "geterrorcount", "getowner", "getdisplayname", "getdescription", "getnotifyflags", "getnotifyinterface",
+    "getnotifycmdline", "getminretrydelay", "getnoprogresstimeout", "getmaxdownloadtime", "getproxyusage",
+    "getproxylist", "getproxybypasslist", "getsecurityflags", "gethttpmethod", "getaclflags", "getdynamic",
+    "getreplyfilename", "getcustomheaders", "getvalidationstate", "gettemporaryname",
+)  # fmt: skip
+SETTERS = (
+    "setdisplayname", "setdescription", "setpriority", "setnotifyflags", "setminretrydelay",
+    "setnoprogresstimeout", "setmaxdownloadtime", "setsecurityflags", "sethttpmethod", "setaclflags",
+    "setdynamic", "setreplyfilename", "setnotifycmdline", "setproxysettings", "setcredentials",
+    "removecredentials", "setcustomheaders", "makecustomheaderswriteonly", "setvalidationstate",
+)  # fmt: skip
+COMMANDS: dict[str, str] = {
+    **dict.fromkeys(_JOBS, "jobs"),
+    **dict.fromkeys(_VIEWS, "views"),
+    **dict.fromkeys(GETTERS, "getters"),
+    **dict.fromkeys(SETTERS, "setters"),
+    "completion": "completion",
+}
+
+_HELP = """A persistent, per-user background transfer queue modelled on Windows BITS and BitsAdmin.
+
+Jobs are lists of files; they start SUSPENDED, run after `resume`, and their files appear under
+their final names only at `complete`. BitsAdmin syntax works too: bitscli /create /download myjob
+"""
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The typer app with every command, or with only the command ``only`` (fast start-up)."""
+    app = typer.Typer(
+        name="bitscli",
+        help=_HELP,
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,  # main() reports errors itself; tracebacks never show secrets
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    modules = {COMMANDS[only]} if only in COMMANDS else dict.fromkeys(COMMANDS.values())
+    for module_name in modules:
+        module = importlib.import_module(f"bitscli.cli.{module_name}")
+        commands = module.app.registered_commands
+        app.registered_commands.extend(c for c in commands if only not in COMMANDS or c.name == only)
+    return app
+
+
+def _root() -> None:
+    """A persistent, per-user background transfer queue modelled on Windows BITS."""
+
+
+def _command_name(args: list[str]) -> str | None:
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (README lists them)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(os.environ.get("BITSCLI_DEBUG"))
+    while args and args[0] in ("--debug", "--version", "-V"):
+        if args.pop(0) == "--debug":
+            debug = True
+        else:
+            sys.stdout.write(f"bitscli {__version__}\n")
+            return ExitCode.OK
+    from bitscli import output
+
+    try:
+        if args and args[0].startswith("/"):
+            from bitscli.cli import compat
+
+            args = compat.translate(args)
+            if args == ["--version"]:
+                sys.stdout.write(f"bitscli {__version__}\n")
+                return ExitCode.OK
+        command = typer.main.get_command(build_app(_command_name(args)))
+        result = command.main(args=args, prog_name="bitscli", standalone_mode=False)
+        return result if isinstance(result, int) else ExitCode.OK
+    except BitsError as exc:
+        output.bits_error(exc)
+        return exc.exit_code
+    except typer.TyperException as exc:  # click's usage errors: unknown option, missing argument, ...
+        output.error(exc.format_message(), _usage_hint(exc))
+        return ExitCode.USAGE
+    except (KeyboardInterrupt, typer.Abort):
+        output.error("interrupted")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`bitscli list | head`): not an error worth a message. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    except Exception as exc:
+        output.internal_error(exc, debug)
+        return ExitCode.FAILURE
+
+
+def _usage_hint(exc: typer.TyperException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "bitscli"
+    return f"see '{path} --help'"

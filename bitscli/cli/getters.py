@@ -1,0 +1,134 @@
+"""The get* commands of BitsAdmin (bits.md §1b): bare values, --raw like /RAWRETURN, or --json."""
+
+from collections.abc import Callable
+
+import typer
+
+from bitscli import output, service
+from bitscli.cli.options import IndexArg, JobArg, JsonOpt, RawOpt, context
+from bitscli.errors import HResult, InvalidState, InvalidValue
+from bitscli.model import UNKNOWN, Job, JobType
+from bitscli.values import format_acl_flags
+
+app = typer.Typer()
+_PANEL = "Getters"
+
+Render = Callable[[Job], tuple[str, object]]
+
+
+def _number(n: int) -> tuple[str, object]:
+    return str(n), n
+
+
+def _size(n: int) -> tuple[str, object]:
+    return output.fmt_size(n), None if n == UNKNOWN else n
+
+
+def _time(t: float | None) -> tuple[str, object]:
+    return output.fmt_time(t), output.iso_time(t)
+
+
+def _text(s: str | None) -> tuple[str, object]:
+    return ("NULL" if s is None else s), s
+
+
+def _notify_command(job: Job) -> tuple[str, object]:
+    command = None if job.notify_program is None else {"program": job.notify_program, "parameters": job.notify_parameters}
+    return output.notify_command_text(job), command
+
+
+def _error(job: Job) -> tuple[str, object]:
+    if job.error is None:
+        raise InvalidState(
+            f"job {job.id} has no error to report (it is {job.state.name})",
+            code=HResult.BG_E_ERROR_INFORMATION_UNAVAILABLE,
+        )
+    return "\n".join(output.error_lines(job)), output.job_json(job)["error"]
+
+
+def _reply_file(job: Job) -> tuple[str, object]:
+    if job.type is not JobType.UPLOAD_REPLY:
+        raise InvalidValue(f"job {job.id} is a {job.type.label} job; only upload-reply jobs have a reply file")
+    return _text(job.reply_file_name)
+
+
+# name -> (property name in JSON, renderer, help text)
+_GETTERS: dict[str, tuple[str, Render, str]] = {
+    "getstate": ("state", lambda j: (j.state.name, j.state.name), "The job's state (QUEUED, ..., CANCELLED)."),
+    "gettype": ("type", lambda j: (j.type.label, j.type.label), "DOWNLOAD, UPLOAD or UPLOAD-REPLY."),
+    "getpriority": ("priority", lambda j: (j.priority.name, j.priority.name), "FOREGROUND, HIGH, NORMAL or LOW."),
+    "getbytestotal": ("bytes_total", lambda j: _size(j.bytes_total), "Total bytes, or UNKNOWN."),
+    "getbytestransferred": ("bytes_transferred", lambda j: _number(j.bytes_transferred), "Bytes transferred."),
+    "getfilestotal": ("files_total", lambda j: _number(j.files_total), "Number of files."),
+    "getfilestransferred": ("files_transferred", lambda j: _number(j.files_transferred), "Files transferred."),
+    "getcreationtime": ("creation_time", lambda j: _time(j.creation_time), "When the job was created."),
+    "getmodificationtime": ("modification_time", lambda j: _time(j.modification_time), "When it last changed."),
+    "getcompletiontime": ("completion_time", lambda j: _time(j.completion_time), "When it finished, or UNKNOWN."),
+    "geterror": ("error", _error, "The error: file, code and context (fails when there is none)."),
+    "geterrorcount": ("error_count", lambda j: _number(j.error_count), "How many errors the job has had."),
+    "getowner": ("owner", lambda j: _text(j.owner), "The job's owner."),
+    "getdisplayname": ("name", lambda j: _text(j.display_name), "The display name."),
+    "getdescription": ("description", lambda j: (j.description, j.description), "The description."),
+    "getnotifyflags": ("notify_flags", lambda j: _number(j.notify_flags), "The notification flags."),
+    "getnotifyinterface": ("notify_interface", lambda j: ("UNREGISTERED", "UNREGISTERED"), "Always UNREGISTERED."),
+    "getnotifycmdline": ("notify_command_line", _notify_command, "The notification program and parameters."),
+    "getminretrydelay": ("min_retry_delay", lambda j: _number(j.min_retry_delay), "Seconds before a retry."),
+    "getnoprogresstimeout": ("no_progress_timeout", lambda j: _number(j.no_progress_timeout), "Seconds without progress before ERROR."),
+    "getmaxdownloadtime": ("max_download_time", lambda j: _number(j.max_download_time), "Maximum seconds of transfer."),
+    "getproxyusage": ("proxy_usage", lambda j: (j.proxy_usage.name, j.proxy_usage.name), "PRECONFIG, NO_PROXY, OVERRIDE or AUTODETECT."),
+    "getproxylist": ("proxy_list", lambda j: _text(j.proxy_list), "The proxy list, or NULL."),
+    "getproxybypasslist": ("proxy_bypass_list", lambda j: _text(j.proxy_bypass_list), "The proxy bypass list, or NULL."),
+    "getsecurityflags": ("security_flags", lambda j: _number(j.security_flags), "The security flags."),
+    "gethttpmethod": ("http_method", lambda j: _text(j.http_method), "The HTTP method (GET by default)."),
+    "getaclflags": ("acl_flags", lambda j: (format_acl_flags(j.acl_flags),) * 2, "ACL flag letters from OGDS."),
+    "getdynamic": ("dynamic", lambda j: (str(j.dynamic).upper(), j.dynamic), "TRUE for dynamic content."),
+    "getreplyfilename": ("reply_file_name", _reply_file, "The reply file of an upload-reply job, or NULL (automatic)."),
+}  # fmt: skip
+
+
+def _register(name: str, prop: str, render: Render, summary: str) -> None:
+    def command(job: JobArg, raw: RawOpt = False, as_json: JsonOpt = False) -> None:
+        found = service.get_job(context(), job)
+        text, value = render(found)
+        output.value(text, value, job=found, prop=prop, raw=raw, as_json=as_json)
+
+    command.__name__ = name
+    app.command(name, rich_help_panel=_PANEL, help=f"{summary}\n\nExample: bitscli {name} nightly")(command)
+
+
+for _name, (_prop, _render, _summary) in _GETTERS.items():
+    _register(_name, _prop, _render, _summary)
+
+
+@app.command("getcustomheaders", rich_help_panel=_PANEL)
+def getcustomheaders(job: JobArg, raw: RawOpt = False, as_json: JsonOpt = False) -> None:
+    """The custom headers; values that look like secrets show as ***. Fails once they are write-only.
+
+    Example: bitscli getcustomheaders nightly
+    """
+    found, headers = service.custom_headers(context(), job)
+    text = output.headers(headers)
+    output.value(text, text.splitlines() if headers else [], job=found, prop="custom_headers", raw=raw, as_json=as_json)
+
+
+@app.command("getvalidationstate", rich_help_panel=_PANEL)
+def getvalidationstate(job: JobArg, index: IndexArg, raw: RawOpt = False, as_json: JsonOpt = False) -> None:
+    """TRUE once the application has validated file INDEX (see setvalidationstate).
+
+    Example: bitscli getvalidationstate nightly 0
+    """
+    found, f = service.job_with_file(context(), job, index)
+    valid = f.validation_state
+    output.value(str(valid).upper(), valid, job=found, prop="validation_state", raw=raw, as_json=as_json)
+
+
+@app.command("gettemporaryname", rich_help_panel=_PANEL)
+def gettemporaryname(job: JobArg, index: IndexArg, raw: RawOpt = False, as_json: JsonOpt = False) -> None:
+    """The hidden part file that file INDEX is written to until complete.
+
+    Example: bitscli gettemporaryname nightly 0
+    """
+    found, _ = service.job_with_file(context(), job, index)
+    name = service.temporary_name(found, index)
+    output.value(name, name, job=found, prop="temporary_name", raw=raw, as_json=as_json)
+

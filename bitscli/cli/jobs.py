@@ -1,0 +1,167 @@
+"""Commands that create jobs, add files and move jobs through their states."""
+
+import sys
+from typing import Annotated
+
+import typer
+
+from bitscli import output, service
+from bitscli.cli.options import JobArg, JsonOpt, RawOpt, context
+from bitscli.errors import InvalidValue
+from bitscli.model import JobType
+from bitscli.values import parse_priority, redact_url
+
+app = typer.Typer()
+_PANEL = "Jobs"
+
+RemoteArg = Annotated[str, typer.Argument(metavar="REMOTE", help="http(s):// or file:// URL, or an absolute path.")]
+LocalArg = Annotated[str, typer.Argument(metavar="LOCAL", help="Absolute local path.")]
+
+
+@app.command("create", rich_help_panel=_PANEL)
+def create(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Display name for the job.")],
+    download: Annotated[bool, typer.Option("--download", help="A download job (the default).")] = False,
+    upload: Annotated[bool, typer.Option("--upload", help="An upload job (exactly one file).")] = False,
+    upload_reply: Annotated[bool, typer.Option("--upload-reply", help="An upload whose reply is downloaded.")] = False,
+    priority: Annotated[str, typer.Option("--priority", help="FOREGROUND, HIGH, NORMAL or LOW.")] = "NORMAL",
+    raw: RawOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a job in the SUSPENDED state and print its GUID.
+
+    Example: bitscli create --download nightly-images
+    """
+    if download + upload + upload_reply > 1:
+        raise InvalidValue("choose one of --download, --upload and --upload-reply")
+    job_type = JobType.UPLOAD if upload else JobType.UPLOAD_REPLY if upload_reply else JobType.DOWNLOAD
+    job = service.create_job(context(), name, job_type, parse_priority(priority))
+    if as_json:
+        output.info(job, verbose=True, as_json=True)
+    elif raw:
+        sys.stdout.write(job.id)
+    else:
+        output.line(f"Created job {job.id}.")
+
+
+@app.command("addfile", rich_help_panel=_PANEL)
+def addfile(job: JobArg, remote: RemoteArg, local: LocalArg) -> None:
+    """Add one file to a job.
+
+    Example: bitscli addfile nightly https://example.org/a.iso /srv/images/a.iso
+    """
+    updated, added = service.add_files(context(), job, [service.FileSpec(remote, local)])
+    output.line(f"Added {redact_url(added[0].remote_name)} -> {added[0].local_name} to job {updated.id}.")
+
+
+@app.command("addfileset", rich_help_panel=_PANEL)
+def addfileset(
+    job: JobArg,
+    listfile: Annotated[str, typer.Argument(metavar="LISTFILE", help="A file of 'REMOTE LOCAL' lines, or - for stdin.")],
+) -> None:
+    """Add every file listed in LISTFILE, all or none: one 'REMOTE LOCAL' pair per line, # for comments.
+
+    Example: bitscli addfileset nightly files.txt
+    """
+    try:
+        text = sys.stdin.read() if listfile == "-" else open(listfile, encoding="utf-8").read()  # noqa: SIM115
+    except OSError as exc:
+        raise InvalidValue(f"cannot read {listfile}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidValue(f"{listfile} is not UTF-8 text") from None
+    specs = service.fileset_specs(text.splitlines())
+    if not specs:
+        raise InvalidValue(f"{listfile} lists no files", hint="write one 'REMOTE LOCAL' pair per line")
+    updated, added = service.add_files(context(), job, specs)
+    output.line(f"Added {len(added)} file(s) to job {updated.id}.")
+
+
+@app.command("addfilewithranges", rich_help_panel=_PANEL)
+def addfilewithranges(
+    job: JobArg,
+    remote: RemoteArg,
+    local: LocalArg,
+    ranges: Annotated[str, typer.Argument(metavar="RANGES", help="offset:length,... (the last length may be eof).")],
+) -> None:
+    """Add a file of which only the given byte ranges are downloaded.
+
+    Example: bitscli addfilewithranges nightly https://example.org/a.iso /srv/a.part 0:1024,4096:eof
+    """
+    updated, added = service.add_files(context(), job, [service.FileSpec(remote, local, ranges)])
+    output.line(
+        f"Added {redact_url(added[0].remote_name)} -> {added[0].local_name} ({len(added[0].ranges)} range(s)) "
+        f"to job {updated.id}."
+    )
+
+
+@app.command("replaceremoteprefix", rich_help_panel=_PANEL)
+def replaceremoteprefix(
+    job: JobArg,
+    old: Annotated[str, typer.Argument(metavar="OLD", help="The prefix to replace.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="Its replacement.")],
+) -> None:
+    """Rewrite the remote name of every file that starts with OLD.
+
+    Example: bitscli replaceremoteprefix nightly http://old-mirror/ https://new-mirror/
+    """
+    updated, count = service.replace_remote_prefix(context(), job, old, new)
+    output.line(f"{count} remote name(s) changed in job {updated.id}.")
+
+
+@app.command("resume", rich_help_panel=_PANEL)
+def resume(job: JobArg) -> None:
+    """Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENT_ERROR).
+
+    Example: bitscli resume nightly
+    """
+    service.resume(context(), job)
+    output.line("Job resumed.")
+
+
+@app.command("suspend", rich_help_panel=_PANEL)
+def suspend(job: JobArg) -> None:
+    """Pause a job; its progress is kept.
+
+    Example: bitscli suspend nightly
+    """
+    service.suspend(context(), job)
+    output.line("Job suspended.")
+
+
+@app.command("cancel", rich_help_panel=_PANEL)
+def cancel(job: JobArg) -> None:
+    """Cancel a job and delete its partial and unpublished files.
+
+    Example: bitscli cancel nightly
+    """
+    service.cancel(context(), job)
+    output.line("Job canceled.")
+
+
+@app.command("complete", rich_help_panel=_PANEL)
+def complete(job: JobArg) -> None:
+    """Finish a job: move its transferred files to their final names, drop unfinished ones.
+
+    Example: bitscli complete nightly
+    """
+    result = service.complete(context(), job)
+    if result.partial:
+        # BG_S_PARTIAL_COMPLETE is a success code in BITS; the message says what was dropped.
+        output.line(f"Job partially completed: {result.kept} of {result.total} file(s) kept.")
+    else:
+        output.line("Job completed.")
+
+
+@app.command("reset", rich_help_panel=_PANEL)
+def reset(
+    all_users: Annotated[bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")] = False,
+) -> None:
+    """Cancel all of your jobs.
+
+    Example: bitscli reset
+    """
+    cancelled, total = service.reset(context())
+    for job in cancelled:
+        output.line(f"{job.id} canceled.")
+    output.line(f"{len(cancelled)} out of {total} jobs canceled.")
+

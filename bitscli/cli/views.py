@@ -1,0 +1,47 @@
+"""Commands that show jobs: info, list and listfiles."""
+
+from typing import Annotated
+
+import typer
+
+from bitscli import output, service
+from bitscli.cli.options import JobArg, JsonOpt, context
+
+app = typer.Typer()
+_PANEL = "Views"
+
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="The full /INFO /VERBOSE block for each job.")]
+
+
+@app.command("info", rich_help_panel=_PANEL)
+def info(job: JobArg, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> None:
+    """Show one job: a summary line, or every property with --verbose.
+
+    Example: bitscli info nightly --verbose
+    """
+    output.info(service.get_job(context(), job), verbose=verbose, as_json=as_json)
+
+
+@app.command("list", rich_help_panel=_PANEL)
+def list_(
+    verbose: VerboseOpt = False,
+    include_final: Annotated[
+        bool, typer.Option("--all", help="Include finished (ACKNOWLEDGED and CANCELLED) jobs still in history.")
+    ] = False,
+    all_users: Annotated[bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List your jobs, oldest first.
+
+    Example: bitscli list --json
+    """
+    output.jobs(service.list_jobs(context(), include_final=include_final), verbose=verbose, as_json=as_json)
+
+
+@app.command("listfiles", rich_help_panel=_PANEL)
+def listfiles(job: JobArg, as_json: JsonOpt = False) -> None:
+    """List a job's files with their progress.
+
+    Example: bitscli listfiles nightly
+    """
+    output.files(service.get_job(context(), job), as_json=as_json)

@@ -1,0 +1,29 @@
+"""The Clock protocol (wall time, monotonic time, sleep) and the real clock; tests inject a fake."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock seconds since the epoch (for times shown to people)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (for timers and deadlines)."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -1,0 +1,59 @@
+"""Policy and defaults from the TOML config file (BITS group-policy limits, bits.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from bitscli import paths
+from bitscli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    max_jobs_per_user: int = 60  # MaxJobsPerUser
+    max_files_per_job: int = 200  # MaxFilesPerJob
+    max_ranges_per_file: int = 500  # MaxRangesPerFile
+    history_days: int = 30  # how long finished jobs stay visible to `list --all` and GUID look-ups
+    allow_notify_command_line: bool = True  # bits.md §6: a known persistence technique; policy can forbid it
+
+
+_SECTIONS = {
+    "limits": ("max_jobs_per_user", "max_files_per_job", "max_ranges_per_file"),
+    "queue": ("history_days",),
+    "notify": ("allow_notify_command_line",),
+}
+
+
+def load(path: Path | None = None) -> Config:
+    """The config file's settings over the defaults; a missing file means all defaults."""
+    path = path or paths.config_file()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    import tomllib  # deferred: most machines have no config file
+
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", hint="fix or remove the file") from None
+    return _from_document(doc, path)
+
+
+def _from_document(doc: dict[str, object], path: Path) -> Config:
+    defaults = {f.name: f.default for f in fields(Config)}
+    values: dict[str, object] = {}
+    for section, table in doc.items():
+        if section not in _SECTIONS or not isinstance(table, dict):
+            raise ConfigError(f"{path}: unknown section [{section}]", hint=f"known: {', '.join(_SECTIONS)}")
+        for key, value in table.items():
+            if key not in _SECTIONS[section]:
+                raise ConfigError(f"{path}: unknown setting {section}.{key}")
+            expected = type(defaults[key])
+            if type(value) is not expected or (expected is int and not 0 < value <= 1_000_000):
+                raise ConfigError(f"{path}: {section}.{key} must be a {'positive whole number' if expected is int else 'boolean'}")
+            values[key] = value
+    return Config(**values)  # type: ignore[arg-type]

@@ -1,0 +1,266 @@
+"""All rendering: BitsAdmin-compatible text, bare values, JSON, rich tables on a terminal; errors to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from typing import Any
+
+from bitscli.errors import BitsError, format_hresult
+from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags
+from bitscli.values import format_acl_flags, redact_header, redact_url
+
+JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the documented JSON (README)
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def error(message: str, hint: str | None = None) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+
+
+def bits_error(exc: BitsError) -> None:
+    suffix = f" [{format_hresult(exc.code)}]" if exc.code is not None else ""
+    error(exc.message + suffix, exc.hint)
+
+
+def internal_error(exc: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(exc)
+    error(
+        f"internal error: {type(exc).__name__}",
+        "this is a bug in bitscli; run again with --debug for details and report it",
+    )
+
+
+def warning(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+# --- plain values ---------------------------------------------------------------------------------
+
+
+def fmt_time(t: float | None) -> str:
+    return "UNKNOWN" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def iso_time(t: float | None) -> str | None:
+    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+def fmt_size(n: int) -> str:
+    return "UNKNOWN" if n == UNKNOWN else str(n)
+
+
+def value(text: str, json_value: object, *, job: Job, prop: str, raw: bool, as_json: bool) -> None:
+    """A getter's answer: bare text, the text with no newline (--raw, like /RAWRETURN) or JSON."""
+    if as_json:
+        _json({"schema": JSON_SCHEMA_VERSION, "id": job.id, "property": prop, "value": json_value})
+    elif raw:
+        sys.stdout.write(text)
+    else:
+        line(text)
+
+
+def _json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+def job_line(job: Job) -> str:
+    """The one-line /LIST and /INFO format: {GUID} 'name' STATE files / total bytes / total."""
+    return (
+        f"{job.id} '{job.display_name}' {job.state.name} {job.files_transferred} / {job.files_total} "
+        f"{job.bytes_transferred} / {fmt_size(job.bytes_total)}"
+    )
+
+
+def file_line(f: JobFile) -> str:
+    status = "TRANSFERRED" if f.completed else "WORKING"
+    return f"{f.bytes_transferred} / {fmt_size(f.bytes_total)} {status} {redact_url(f.remote_name)} -> {f.local_name}"
+
+
+def error_lines(job: Job) -> list[str]:
+    err = job.error
+    if err is None:
+        return []
+    if err.file_index is not None and err.file_index < len(job.files):
+        f = job.files[err.file_index]
+        lines = [f"ERROR FILE:    {redact_url(f.remote_name)} -> {f.local_name}"]
+    else:
+        lines = ["ERROR FILE:    (none)"]
+    lines.append(f"ERROR CODE:    {format_hresult(err.code)} - {err.message}")
+    lines.append(f"ERROR CONTEXT: 0x{int(err.context):08x} - {err.context.name.replace('_', ' ').lower()}")
+    return lines
+
+
+def notify_command_text(job: Job) -> str:
+    if job.notify_program is None:
+        return "none"
+    return f"'{job.notify_program}' {job.notify_parameters or 'NULL'}"
+
+
+def verbose_block(job: Job) -> str:
+    """The documented /INFO /VERBOSE layout (bits.md §1a; scripts grep these keys), then bitscli's extras."""
+    rows = [
+        f"GUID: {job.id} DISPLAY: {job.display_name}",
+        f"TYPE: {job.type.label} STATE: {job.state.name} OWNER: {job.owner}",
+        f"PRIORITY: {job.priority.name} FILES: {job.files_transferred} / {job.files_total} "
+        f"BYTES: {job.bytes_transferred} / {fmt_size(job.bytes_total)}",
+        f"CREATION TIME: {fmt_time(job.creation_time)} MODIFICATION TIME: {fmt_time(job.modification_time)}",
+        f"COMPLETION TIME: {fmt_time(job.completion_time)}",
+        f"NOTIFY INTERFACE: UNREGISTERED NOTIFICATION FLAGS: {job.notify_flags}",
+        f"RETRY DELAY: {job.min_retry_delay} NO PROGRESS TIMEOUT: {job.no_progress_timeout} "
+        f"ERROR COUNT: {job.error_count}",
+        f"PROXY USAGE: {job.proxy_usage.name} PROXY LIST: {job.proxy_list or 'NULL'} "
+        f"PROXY BYPASS LIST: {job.proxy_bypass_list or 'NULL'}",
+        *error_lines(job),
+        f"DESCRIPTION: {job.description}",
+        "JOB FILES:",
+        *(file_line(f) for f in job.files),
+        f"NOTIFICATION COMMAND LINE: {notify_command_text(job)}",
+        f"MAX DOWNLOAD TIME: {job.max_download_time} DYNAMIC CONTENT: {str(job.dynamic).upper()}",
+        f"SECURITY FLAGS: 0x{job.security_flags:x} HTTP METHOD: {job.http_method} "
+        f"ACL FLAGS: {format_acl_flags(job.acl_flags) or 'NONE'}",
+        f"CUSTOM HEADERS: {_header_names(job)}",
+        f"CREDENTIALS: {_credential_names(job)}",
+    ]
+    if job.type.label == "UPLOAD-REPLY":
+        rows.append(f"REPLY FILE: {job.reply_file_name or 'AUTO'}")
+    return "\n".join(rows)
+
+
+def _credential_names(job: Job) -> str:
+    """Target, scheme and user of each credential; passwords are never shown."""
+    names = [f"{c.target.name} {c.scheme.name} {c.username or 'NULL'}" for c in job.credentials]
+    return ", ".join(names) or "NONE"
+
+
+def _header_names(job: Job) -> str:
+    if not job.custom_headers:
+        return "NONE"
+    names = ", ".join(h.partition(":")[0] for h in job.custom_headers)
+    return names + (" (write-only)" if job.custom_headers_write_only else "")
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """The documented JSON form of a job (README: JSON output). Secrets are never included."""
+    err = job.error
+    return {
+        "id": job.id,
+        "name": job.display_name,
+        "description": job.description,
+        "type": job.type.label,
+        "state": job.state.name,
+        "priority": job.priority.name,
+        "owner": job.owner,
+        "files_total": job.files_total,
+        "files_transferred": job.files_transferred,
+        "bytes_total": None if job.bytes_total == UNKNOWN else job.bytes_total,
+        "bytes_transferred": job.bytes_transferred,
+        "creation_time": iso_time(job.creation_time),
+        "modification_time": iso_time(job.modification_time),
+        "completion_time": iso_time(job.completion_time),
+        "error_count": job.error_count,
+        "error": None
+        if err is None
+        else {
+            "code": f"0x{err.code:08x}",
+            "context": err.context.name,
+            "file_index": err.file_index,
+            "message": err.message,
+        },
+        "properties": {
+            "notify_flags": job.notify_flags,
+            "notify_flag_names": [f.name for f in NotifyFlags if job.notify_flags & f],
+            "notify_program": job.notify_program,
+            "notify_parameters": job.notify_parameters,
+            "min_retry_delay": job.min_retry_delay,
+            "no_progress_timeout": job.no_progress_timeout,
+            "max_download_time": job.max_download_time,
+            "proxy_usage": job.proxy_usage.name,
+            "proxy_list": job.proxy_list,
+            "proxy_bypass_list": job.proxy_bypass_list,
+            "custom_header_names": [h.partition(":")[0] for h in job.custom_headers],
+            "custom_headers_write_only": job.custom_headers_write_only,
+            "credentials": [
+                {"target": c.target.name, "scheme": c.scheme.name, "username": c.username} for c in job.credentials
+            ],
+            "security_flags": job.security_flags,
+            "http_method": job.http_method,
+            "acl_flags": format_acl_flags(job.acl_flags),
+            "dynamic": job.dynamic,
+            "reply_file_name": job.reply_file_name,
+        },
+        "files": [file_json(i, f) for i, f in enumerate(job.files)],
+    }
+
+
+def file_json(index: int, f: JobFile) -> dict[str, Any]:
+    return {
+        "index": index,
+        "remote_name": redact_url(f.remote_name),
+        "local_name": f.local_name,
+        "bytes_total": None if f.bytes_total == UNKNOWN else f.bytes_total,
+        "bytes_transferred": f.bytes_transferred,
+        "completed": f.completed,
+        "ranges": [str(r) for r in f.ranges],
+        "validation_state": f.validation_state,
+    }
+
+
+def info(job: Job, *, verbose: bool, as_json: bool) -> None:
+    if as_json:
+        _json({"schema": JSON_SCHEMA_VERSION, "job": job_json(job)})
+    else:
+        line(verbose_block(job) if verbose else job_line(job))
+
+
+def jobs(items: list[Job], *, verbose: bool, as_json: bool) -> None:
+    if as_json:
+        _json({"schema": JSON_SCHEMA_VERSION, "jobs": [job_json(j) for j in items]})
+        return
+    if not verbose and sys.stdout.isatty() and items:
+        _jobs_table(items)
+    else:
+        body = "\n\n".join(verbose_block(j) for j in items) if verbose else "\n".join(job_line(j) for j in items)
+        sys.stdout.write(body + "\n" if body else "")
+    sys.stdout.write(f"\nListed {len(items)} job(s).\n")
+
+
+def _jobs_table(items: list[Job]) -> None:
+    from rich.console import Console  # deferred: only a terminal gets the table
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for title in ("GUID", "NAME", "STATE", "PRIORITY", "FILES", "BYTES"):
+        table.add_column(title, no_wrap=title == "GUID")
+    for j in items:
+        table.add_row(
+            j.id, j.display_name, j.state.name, j.priority.name, f"{j.files_transferred} / {j.files_total}",
+            f"{j.bytes_transferred} / {fmt_size(j.bytes_total)}",
+        )  # fmt: skip
+    Console().print(table)
+
+
+def files(job: Job, *, as_json: bool) -> None:
+    if as_json:
+        _json({"schema": JSON_SCHEMA_VERSION, "id": job.id, "files": [file_json(i, f) for i, f in enumerate(job.files)]})
+        return
+    body = "".join(f"{file_line(f)}\n" for f in job.files)
+    sys.stdout.write(f"{body}\nListed {len(job.files)} file(s).\n")
+
+
+def headers(items: tuple[str, ...]) -> str:
+    return "\n".join(redact_header(h) for h in items) if items else "NULL"

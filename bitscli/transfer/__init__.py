@@ -1,0 +1,1 @@
+"""Moving bytes: HTTP and file:// downloads, BITS uploads, part files; never imports store or output."""

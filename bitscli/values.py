@@ -1,0 +1,423 @@
+"""Parse and check user-supplied values against BITS rules and limits; pure apart from path checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import uuid
+from collections.abc import Iterable
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from bitscli.errors import HResult, InvalidValue, LimitExceeded
+from bitscli.model import (
+    ACL_LETTERS,
+    LENGTH_TO_EOF,
+    MIN_RETRY_DELAY_FLOOR,
+    AuthScheme,
+    AuthTarget,
+    ByteRange,
+    JobPriority,
+    NotifyFlags,
+    ProxyUsage,
+    SecurityFlags,
+)
+
+# String limits from bits.md §1c, §2.4 and §7.
+MAX_DISPLAY_NAME = 256
+MAX_DESCRIPTION = 1024
+MAX_REMOTE_NAME = 2200  # BITS caps remote names at 2,200 characters
+MAX_LOCAL_NAME = 4095  # PATH_MAX on Linux stands in for Windows' MAX_PATH
+MAX_PROXY_LIST = 32 * 1024
+MAX_CUSTOM_HEADERS = 16_384
+MAX_NOTIFY_PROGRAM = 260
+MAX_NOTIFY_PARAMETERS = 4000
+MAX_USERNAME = 300
+MAX_PASSWORD = 65_535
+MAX_DWORD = 0xFFFF_FFFF
+
+NULL_WORDS = {"NULL", ""}  # BitsAdmin's spelling of "no value"
+_GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Headers bitscli must own for ranged, resumable transfers to stay correct.
+_RESERVED_HEADERS = {"range", "if-range", "content-length", "transfer-encoding", "connection"}
+_E = TypeVar("_E", JobPriority, ProxyUsage, AuthTarget, AuthScheme)
+_SENSITIVE_HEADER_RE = re.compile(r"auth|cookie|token|secret|key|pass|session", re.IGNORECASE)
+
+
+def new_guid() -> str:
+    return "{" + str(uuid.uuid4()).upper() + "}"
+
+
+def parse_guid(ref: str) -> str | None:
+    """The canonical ``{GUID}`` when ref is a GUID (braces optional, any case); None for a name."""
+    if _GUID_RE.match(ref):
+        return "{" + ref.strip("{}").upper() + "}"
+    if ref.startswith("{") and ref.endswith("}"):
+        raise InvalidValue(
+            f"malformed GUID: {ref}",
+            hint="a job GUID looks like {01234567-89AB-CDEF-0123-456789ABCDEF}; or name the job by its display name",
+        )
+    return None
+
+
+def _check_text(value: str, what: str, limit: int, allow_newlines: bool = False) -> str:
+    if len(value) > limit:
+        raise InvalidValue(
+            f"{what} is {len(value)} characters long; the limit is {limit}", code=HResult.BG_E_STRING_TOO_LONG
+        )
+    bad = _CONTROL_RE.findall(value)
+    if bad and not (allow_newlines and set(bad) <= {"\n"}):
+        raise InvalidValue(f"{what} contains control characters", hint="use printable text only")
+    return value
+
+
+def check_display_name(name: str) -> str:
+    if not name.strip():
+        raise InvalidValue("a job's display name cannot be empty")
+    _check_text(name, "the display name", MAX_DISPLAY_NAME)
+    if name.startswith("{") and name.endswith("}"):
+        raise InvalidValue(
+            f"display name {name!r} would be taken for a GUID", hint="choose a name without surrounding braces"
+        )
+    return name
+
+
+def check_description(text: str) -> str:
+    return _check_text(text, "the description", MAX_DESCRIPTION, allow_newlines=True)
+
+
+def _parse_enum(kind: type[_E], value: str, what: str, code: int = HResult.E_INVALIDARG) -> _E:
+    try:
+        return kind[value.strip().upper().replace("-", "_")]
+    except KeyError:
+        choices = ", ".join(m.name for m in kind)
+        raise InvalidValue(f"unknown {what} {value!r}", hint=f"use one of: {choices}", code=code) from None
+
+
+def parse_priority(value: str) -> JobPriority:
+    return _parse_enum(JobPriority, value, "priority")
+
+
+def parse_bool(value: str, what: str) -> bool:
+    word = value.strip().upper()
+    if word in ("TRUE", "YES", "ON", "1"):
+        return True
+    if word in ("FALSE", "NO", "OFF", "0"):
+        return False
+    raise InvalidValue(f"{what} must be TRUE or FALSE, not {value!r}")
+
+
+def parse_uint(value: str, what: str, maximum: int = MAX_DWORD) -> int:
+    """A decimal (or 0x-prefixed hexadecimal) integer in 0..maximum."""
+    text = value.strip()
+    try:
+        number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+    except ValueError:
+        raise InvalidValue(f"{what} must be a whole number, not {value!r}") from None
+    if not 0 <= number <= maximum:
+        raise InvalidValue(f"{what} must be between 0 and {maximum}, not {number}")
+    return number
+
+
+def parse_retry_delay(value: str) -> int:
+    # bits.md §2.4: "Values under 5 s are raised to 5."
+    return max(parse_uint(value, "the minimum retry delay"), MIN_RETRY_DELAY_FLOOR)
+
+
+def parse_notify_flags(value: str) -> int:
+    flags = parse_uint(value, "the notify flags")
+    known = sum(NotifyFlags)
+    if flags & ~known:
+        raise InvalidValue(
+            f"notify flags 0x{flags:x} contain unknown bits",
+            hint="combine 1 (transferred), 2 (error), 4 (disable), 8 (modification), 16 (file), 32 (ranges)",
+            code=HResult.E_NOTIMPL,
+        )
+    return flags
+
+
+def parse_security_flags(value: str) -> int:
+    flags = parse_uint(value, "the security flags", 0xFFFF)
+    known = sum(SecurityFlags)
+    if flags & ~known:
+        raise InvalidValue(f"security flags 0x{flags:x} contain unknown bits", hint="see README: security flags")
+    both = SecurityFlags.REDIRECT_POLICY_ALLOW_REPORT | SecurityFlags.REDIRECT_POLICY_DISALLOW
+    if flags & both == both:
+        raise InvalidValue("the redirect policy can be ALLOW_REPORT (0x100) or DISALLOW (0x200), not both")
+    return flags
+
+
+def parse_acl_flags(value: str) -> int:
+    """Letters from O, G, D, S (BitsAdmin) or the number 0..15."""
+    text = value.strip().upper()
+    if text.isdigit():
+        return parse_uint(text, "the ACL flags", 15)
+    if text in NULL_WORDS:
+        return 0
+    unknown = set(text) - set(ACL_LETTERS)
+    if unknown:
+        raise InvalidValue(f"unknown ACL flag letter(s) {''.join(sorted(unknown))!r}", hint="use letters from OGDS")
+    return sum(ACL_LETTERS[c] for c in set(text))
+
+
+def format_acl_flags(flags: int) -> str:
+    return "".join(letter for letter, bit in ACL_LETTERS.items() if flags & bit)
+
+
+def parse_http_method(value: str) -> str:
+    if not _TOKEN_RE.match(value) or len(value) > 32:
+        raise InvalidValue(f"{value!r} is not a valid HTTP method", hint="for example GET or POST")
+    return value
+
+
+# --- remote and local names --------------------------------------------------------------------
+
+
+def check_remote_name(remote: str, *, upload: bool) -> str:
+    """An http(s) URL, a file:// URL or a bare absolute local path (download jobs only)."""
+    _check_text(remote, "the remote name", MAX_REMOTE_NAME)
+    if any(c.isspace() for c in remote):
+        raise InvalidValue(f"remote name {remote!r} contains spaces", hint="percent-encode them as %20")
+    if remote.startswith("/"):
+        if upload:
+            raise InvalidValue("an upload needs an http:// or https:// URL as its remote name")
+        return os.path.normpath(remote)
+    parts = urlsplit(remote)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise InvalidValue(
+            f"{remote!r} is not a URL", hint="use http://, https:// or file:// URLs, or an absolute local path"
+        )
+    if scheme not in ("http", "https", "file"):
+        raise InvalidValue(
+            f"unsupported URL scheme {parts.scheme!r} in {redact_url(remote)}",
+            hint="bitscli transfers http://, https:// and file:// URLs",
+        )
+    if scheme == "file":
+        if upload:
+            raise InvalidValue("an upload needs an http:// or https:// URL as its remote name")
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise InvalidValue(
+                f"{remote!r} is not a local file URL", hint="write file:///absolute/path (remote hosts need http)"
+            )
+        return remote
+    try:
+        port_ok = parts.hostname is not None and (parts.port is None or 0 < parts.port < 65536)
+    except ValueError:
+        port_ok = False
+    if not port_ok:
+        raise InvalidValue(f"malformed URL {redact_url(remote)}: it needs a host and a valid port")
+    return remote
+
+
+def check_local_name(local: str, *, upload: bool) -> str:
+    """An absolute path: an existing readable file for uploads, a writable place for downloads."""
+    _check_text(local, "the local name", MAX_LOCAL_NAME)
+    if not os.path.isabs(local):
+        raise InvalidValue(
+            f"local name {local!r} is not an absolute path",
+            hint=f"BITS needs absolute paths, for example {os.path.join(os.getcwd(), local)}",
+        )
+    if local.endswith(os.sep):
+        raise InvalidValue(f"local name {local!r} names a directory", hint="give the file's full path")
+    path = os.path.normpath(local)
+    if upload:
+        if not os.path.isfile(path):
+            raise InvalidValue(f"the file to upload does not exist: {path}")
+        if not os.access(path, os.R_OK):
+            raise InvalidValue(f"the file to upload is not readable: {path}", code=HResult.E_ACCESSDENIED)
+        return path
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise InvalidValue(
+            f"the directory {parent} does not exist", hint=f"create it first: mkdir -p {shlex.quote(parent)}"
+        )
+    if os.path.isdir(path):
+        raise InvalidValue(f"local name {path} is an existing directory", hint="name the file inside it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidValue(f"the directory {parent} is not writable", code=HResult.E_ACCESSDENIED)
+    return path
+
+
+def redact_url(url: str) -> str:
+    """The URL with any ``user:password@`` replaced, for output and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def parse_ranges(text: str, max_ranges: int) -> tuple[ByteRange, ...]:
+    """``offset:length[,offset:length...]`` where length may be ``eof`` (bits.md §1a)."""
+    ranges: list[ByteRange] = []
+    for item in text.split(","):
+        offset_text, sep, length_text = item.strip().partition(":")
+        if not sep or not offset_text.isdigit() or not (length_text.isdigit() or length_text.lower() == "eof"):
+            raise InvalidValue(
+                f"bad range {item.strip()!r}",
+                hint="write ranges as offset:length, comma-separated; the last length may be eof",
+                code=HResult.BG_E_INVALID_RANGE,
+            )
+        length = LENGTH_TO_EOF if length_text.lower() == "eof" else int(length_text)
+        if length == 0:
+            raise InvalidValue(f"range {item.strip()!r} is empty", code=HResult.BG_E_INVALID_RANGE)
+        ranges.append(ByteRange(int(offset_text), length))
+    if len(ranges) > max_ranges:
+        raise LimitExceeded(
+            f"{len(ranges)} ranges for one file; the limit is {max_ranges} (MaxRangesPerFile)",
+            code=HResult.BG_E_TOO_MANY_RANGES_IN_FILE,
+        )
+    ranges.sort(key=lambda r: r.offset)
+    for before, after in zip(ranges, ranges[1:], strict=False):
+        if before.length == LENGTH_TO_EOF or before.offset + before.length > after.offset:
+            raise InvalidValue(
+                f"ranges {before} and {after} overlap", code=HResult.BG_E_OVERLAPPING_RANGES
+            )
+    return tuple(ranges)
+
+
+def parse_fileset(lines: Iterable[str]) -> list[tuple[int, str, str]]:
+    """``remote local`` per line; ``#`` starts a comment; quotes allow spaces. Returns (line, remote, local)."""
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise InvalidValue(f"line {number}: {exc}", hint="check the quoting on that line") from None
+        if not words:
+            continue
+        if len(words) != 2:
+            raise InvalidValue(
+                f"line {number}: expected 'REMOTE LOCAL', found {len(words)} field(s)",
+                hint="one 'remote local' pair per line; quote names that contain spaces; # starts a comment",
+            )
+        pairs.append((number, words[0], words[1]))
+    return pairs
+
+
+# --- headers, proxies, credentials, notification --------------------------------------------------
+
+
+def parse_custom_headers(headers: Iterable[str]) -> tuple[str, ...]:
+    parsed: list[str] = []
+    for header in headers:
+        if header.strip() in NULL_WORDS:
+            continue
+        name, sep, value = header.partition(":")
+        name = name.strip()
+        if not sep or not _TOKEN_RE.match(name):
+            raise InvalidValue(f"custom header {_header_label(header)!r} is not 'Name: value'")
+        if _CONTROL_RE.search(value.replace("\t", " ")):
+            raise InvalidValue(f"custom header {name!r} contains control characters (CR/LF are not allowed)")
+        if name.lower() in _RESERVED_HEADERS:
+            raise InvalidValue(f"bitscli sets the {name} header itself", hint="leave it out of the custom headers")
+        parsed.append(f"{name}: {value.strip()}")
+    total = len("\r\n".join(parsed))
+    if total > MAX_CUSTOM_HEADERS:
+        raise InvalidValue(
+            f"custom headers total {total} characters; the limit is {MAX_CUSTOM_HEADERS}",
+            code=HResult.BG_E_STRING_TOO_LONG,
+        )
+    return tuple(parsed)
+
+
+def _header_label(header: str) -> str:
+    return header.partition(":")[0][:40]
+
+
+def redact_header(header: str) -> str:
+    """Show a header's name always, its value only when the name does not suggest a secret."""
+    name, _, value = header.partition(":")
+    return f"{name}: ***" if _SENSITIVE_HEADER_RE.search(name) else f"{name}:{value}"
+
+
+def parse_proxy_settings(usage_text: str, proxy_list: str | None, bypass: str | None) -> tuple[ProxyUsage, str | None, str | None]:
+    usage = _parse_enum(ProxyUsage, usage_text, "proxy usage", code=HResult.BG_E_INVALID_PROXY_INFO)
+    plist = None if proxy_list is None or proxy_list.strip() in NULL_WORDS else proxy_list.strip()
+    blist = None if bypass is None or bypass.strip() in NULL_WORDS else bypass.strip()
+    if usage is not ProxyUsage.OVERRIDE:
+        if plist or blist:
+            raise InvalidValue(
+                f"proxy lists apply only to OVERRIDE, not {usage.name}", code=HResult.BG_E_INVALID_PROXY_INFO
+            )
+        return usage, None, None
+    if bypass is None or not plist:
+        raise InvalidValue(
+            "OVERRIDE needs a proxy list and a bypass list",
+            hint='for example: setproxysettings JOB OVERRIDE proxy:8080 "<local>"  (use NULL for no bypass)',
+            code=HResult.BG_E_INVALID_PROXY_INFO,
+        )
+    if len(plist) > MAX_PROXY_LIST:
+        raise InvalidValue("the proxy list is longer than 32 KB", code=HResult.BG_E_PROXY_LIST_TOO_LARGE)
+    if blist and len(blist) > MAX_PROXY_LIST:
+        raise InvalidValue("the proxy bypass list is longer than 32 KB", code=HResult.BG_E_PROXY_BYPASS_LIST_TOO_LARGE)
+    for entry in re.split(r"[,;\s]+", plist):
+        _check_proxy_entry(entry)
+    return usage, plist, blist
+
+
+def _check_proxy_entry(entry: str) -> None:
+    parts = urlsplit(entry if "://" in entry else f"http://{entry}")
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidValue(
+            f"bad proxy {entry!r}", hint="write proxies as host:port, comma-separated",
+            code=HResult.BG_E_INVALID_PROXY_INFO,
+        )
+
+
+def parse_auth_target(value: str) -> AuthTarget:
+    return _parse_enum(AuthTarget, value, "credential target", code=HResult.BG_E_INVALID_AUTH_TARGET)
+
+
+def parse_auth_scheme(value: str) -> AuthScheme:
+    return _parse_enum(AuthScheme, value, "authentication scheme", code=HResult.BG_E_INVALID_AUTH_SCHEME)
+
+
+def check_credentials(scheme: AuthScheme, username: str | None, password: str | None) -> None:
+    if username is not None and len(username) > MAX_USERNAME:
+        raise InvalidValue(f"the user name is longer than {MAX_USERNAME} characters", code=HResult.BG_E_USERNAME_TOO_LARGE)
+    if password is not None and len(password) > MAX_PASSWORD:
+        raise InvalidValue(f"the password is longer than {MAX_PASSWORD} characters", code=HResult.BG_E_PASSWORD_TOO_LARGE)
+    # bits.md §7: NULL user and password mean implicit credentials, which only NTLM/Negotiate have.
+    if username is None and scheme in (AuthScheme.BASIC, AuthScheme.DIGEST):
+        raise InvalidValue(f"{scheme.name} needs a user name", code=HResult.BG_E_INVALID_CREDENTIALS)
+
+
+def parse_notify_command(program: str, parameters: str | None) -> tuple[str | None, str | None]:
+    """Check a notification command line (bits.md §6); ``NULL NULL`` clears it."""
+    prog = None if program.strip() in NULL_WORDS else program
+    params = None if parameters is None or parameters.strip() in NULL_WORDS else parameters
+    if prog is None:
+        if params is not None:
+            raise InvalidValue("a notification command line with parameters needs a program")
+        return None, None
+    _check_text(prog, "the notification program", MAX_NOTIFY_PROGRAM)
+    if not os.path.isabs(prog):
+        raise InvalidValue(
+            f"the notification program {prog!r} must be a full path",
+            hint="BITS never searches PATH; for example /usr/bin/env or /usr/local/bin/handler",
+        )
+    if params is not None:
+        _check_text(params, "the notification parameters", MAX_NOTIFY_PARAMETERS)
+        try:
+            tokens = shlex.split(params)
+        except ValueError as exc:
+            raise InvalidValue(f"the notification parameters cannot be split: {exc}") from None
+        # Token 0 is the program itself (argv[0]); the BITS docs compare it loosely, by base name.
+        if not tokens or os.path.basename(tokens[0]) != os.path.basename(prog):
+            raise InvalidValue(
+                "the first word of the parameters must be the program",
+                hint=f'for example: setnotifycmdline JOB {prog} "{os.path.basename(prog)} ARG..."',
+            )
+    return prog, params
