@@ -106,10 +106,10 @@ _JOB_COLUMNS = _JOB_FIELDS + _ERROR_COLUMNS
 _FILE_COLUMNS = (
     "remote_name", "local_name", "bytes_total", "bytes_transferred", "completed", "ranges", "validation_state"
 )  # fmt: skip
-_DECODERS: dict[str, Any] = {
-    "type": JobType, "state": JobState, "priority": JobPriority, "proxy_usage": ProxyUsage,
-    "started": bool, "custom_headers_write_only": bool, "dynamic": bool,
-}  # fmt: skip
+_TYPES = tuple(JobType)
+_STATES = tuple(JobState)
+_PRIORITIES = tuple(JobPriority)
+_PROXY_USAGES = tuple(ProxyUsage)
 
 
 def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0) -> Queue:
@@ -351,11 +351,16 @@ def _encode_job(job: Job) -> tuple[object, ...]:
 
 
 def _decode_job(row: Sequence[Any], files: tuple[JobFile, ...], credentials: tuple[Credential, ...]) -> Job:
-    fields: dict[str, Any] = {}
-    for name, value in zip(_JOB_FIELDS, row, strict=False):
-        decoder = _DECODERS.get(name)
-        fields[name] = decoder(value) if decoder else value
-    fields["custom_headers"] = tuple(row[_JOB_FIELDS.index("custom_headers")].split("\r\n")) if fields["custom_headers"] else ()
+    # dict(zip()) and tuple look-ups instead of Enum(value) calls: `list` decodes 10,000 jobs.
+    fields = dict(zip(_JOB_FIELDS, row, strict=False))
+    fields["type"] = _TYPES[fields["type"]]
+    fields["state"] = _STATES[fields["state"]]
+    fields["priority"] = _PRIORITIES[fields["priority"]]
+    fields["proxy_usage"] = _PROXY_USAGES[fields["proxy_usage"]]
+    for name in ("started", "custom_headers_write_only", "dynamic"):
+        fields[name] = bool(fields[name])
+    headers = fields["custom_headers"]
+    fields["custom_headers"] = tuple(headers.split("\r\n")) if headers else ()
     code, context, file_index, message = row[len(_JOB_FIELDS) :]
     error = None if code is None else JobError(code, ErrorContext(context), file_index, message or "")
     return Job(**fields, files=files, credentials=credentials, error=error)
