@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         output.bits_error(exc)
         return exc.exit_code
     except typer.TyperException as exc:  # click's usage errors: unknown option, missing argument, ...
-        output.error(exc.format_message(), _usage_hint(exc))
+        output.error(*_usage_error(exc))
         return ExitCode.USAGE
     except (KeyboardInterrupt, typer.Abort):
         output.error("interrupted")
@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.FAILURE
 
 
-def _usage_hint(exc: typer.TyperException) -> str:
+def _usage_error(exc: typer.TyperException) -> tuple[str, str]:
     ctx = getattr(exc, "ctx", None)
-    path = ctx.command_path if ctx is not None else "bitscli"
-    return f"see '{path} --help'"
+    hint = f"see '{ctx.command_path if ctx is not None else 'bitscli'} --help'"
+    message = exc.format_message()
+    option = message.removeprefix("No such option: ")
+    if option != message and option[1:].isdigit():
+        # click reads "-1" as an option; say what the user most likely meant.
+        return f"negative numbers are not accepted: {option}", "values are 0 or more; put -- before a value that starts with '-'"
+    return message, hint
