@@ -10,7 +10,8 @@ from typing import Any
 
 from bitscli.errors import BitsError, format_hresult
 from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags
-from bitscli.values import format_acl_flags, redact_header, redact_url
+from bitscli.connection import redact_header
+from bitscli.values import format_acl_flags, redact_url
 
 JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the documented JSON (README)
 

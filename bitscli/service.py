@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bitscli import config as config_module
-from bitscli import model, values
+from bitscli import connection, model, values
 from bitscli.clock import Clock, SystemClock
 from bitscli.config import Config
 from bitscli.errors import (
@@ -290,7 +290,7 @@ def set_credentials(
 ) -> Job:
     if scheme is AuthScheme.PASSPORT:
         raise NotSupported("the PASSPORT scheme was retired by Microsoft", hint="use BASIC, DIGEST, NTLM or NEGOTIATE")
-    values.check_credentials(scheme, username, password)
+    connection.check_credentials(scheme, username, password)
     credential = Credential(target, scheme, username, password)
 
     def change(job: Job, now: float) -> Job:

@@ -29,22 +29,15 @@ MAX_DISPLAY_NAME = 256
 MAX_DESCRIPTION = 1024
 MAX_REMOTE_NAME = 2200  # BITS caps remote names at 2,200 characters
 MAX_LOCAL_NAME = 4095  # PATH_MAX on Linux stands in for Windows' MAX_PATH
-MAX_PROXY_LIST = 32 * 1024
-MAX_CUSTOM_HEADERS = 16_384
 MAX_NOTIFY_PROGRAM = 260
 MAX_NOTIFY_PARAMETERS = 4000
-MAX_USERNAME = 300
-MAX_PASSWORD = 65_535
 MAX_DWORD = 0xFFFF_FFFF
 
 NULL_WORDS = {"NULL", ""}  # BitsAdmin's spelling of "no value"
 _GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
-_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# Headers bitscli must own for ranged, resumable transfers to stay correct.
-_RESERVED_HEADERS = {"range", "if-range", "content-length", "transfer-encoding", "connection"}
+TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
+CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _E = TypeVar("_E", JobPriority, ProxyUsage, AuthTarget, AuthScheme)
-_SENSITIVE_HEADER_RE = re.compile(r"auth|cookie|token|secret|key|pass|session", re.IGNORECASE)
 
 
 def new_guid() -> str:
@@ -68,7 +61,7 @@ def _check_text(value: str, what: str, limit: int, allow_newlines: bool = False)
         raise InvalidValue(
             f"{what} is {len(value)} characters long; the limit is {limit}", code=HResult.BG_E_STRING_TOO_LONG
         )
-    bad = _CONTROL_RE.findall(value)
+    bad = CONTROL_RE.findall(value)
     if bad and not (allow_newlines and set(bad) <= {"\n"}):
         raise InvalidValue(f"{what} contains control characters", hint="use printable text only")
     return value
@@ -89,7 +82,7 @@ def check_description(text: str) -> str:
     return _check_text(text, "the description", MAX_DESCRIPTION, allow_newlines=True)
 
 
-def _parse_enum(kind: type[_E], value: str, what: str, code: int = HResult.E_INVALIDARG) -> _E:
+def parse_enum(kind: type[_E], value: str, what: str, code: int = HResult.E_INVALIDARG) -> _E:
     try:
         return kind[value.strip().upper().replace("-", "_")]
     except KeyError:
@@ -98,7 +91,7 @@ def _parse_enum(kind: type[_E], value: str, what: str, code: int = HResult.E_INV
 
 
 def parse_priority(value: str) -> JobPriority:
-    return _parse_enum(JobPriority, value, "priority")
+    return parse_enum(JobPriority, value, "priority")
 
 
 def parse_bool(value: str, what: str) -> bool:
@@ -168,7 +161,7 @@ def format_acl_flags(flags: int) -> str:
 
 
 def parse_http_method(value: str) -> str:
-    if not _TOKEN_RE.match(value) or len(value) > 32:
+    if not TOKEN_RE.match(value) or len(value) > 32:
         raise InvalidValue(f"{value!r} is not a valid HTTP method", hint="for example GET or POST")
     return value
 
@@ -302,96 +295,7 @@ def parse_fileset(lines: Iterable[str]) -> list[tuple[int, str, str]]:
     return pairs
 
 
-# --- headers, proxies, credentials, notification --------------------------------------------------
-
-
-def parse_custom_headers(headers: Iterable[str]) -> tuple[str, ...]:
-    parsed: list[str] = []
-    for header in headers:
-        if header.strip() in NULL_WORDS:
-            continue
-        name, sep, value = header.partition(":")
-        name = name.strip()
-        if not sep or not _TOKEN_RE.match(name):
-            raise InvalidValue(f"custom header {_header_label(header)!r} is not 'Name: value'")
-        if _CONTROL_RE.search(value.replace("\t", " ")):
-            raise InvalidValue(f"custom header {name!r} contains control characters (CR/LF are not allowed)")
-        if name.lower() in _RESERVED_HEADERS:
-            raise InvalidValue(f"bitscli sets the {name} header itself", hint="leave it out of the custom headers")
-        parsed.append(f"{name}: {value.strip()}")
-    total = len("\r\n".join(parsed))
-    if total > MAX_CUSTOM_HEADERS:
-        raise InvalidValue(
-            f"custom headers total {total} characters; the limit is {MAX_CUSTOM_HEADERS}",
-            code=HResult.BG_E_STRING_TOO_LONG,
-        )
-    return tuple(parsed)
-
-
-def _header_label(header: str) -> str:
-    return header.partition(":")[0][:40]
-
-
-def redact_header(header: str) -> str:
-    """Show a header's name always, its value only when the name does not suggest a secret."""
-    name, _, value = header.partition(":")
-    return f"{name}: ***" if _SENSITIVE_HEADER_RE.search(name) else f"{name}:{value}"
-
-
-def parse_proxy_settings(usage_text: str, proxy_list: str | None, bypass: str | None) -> tuple[ProxyUsage, str | None, str | None]:
-    usage = _parse_enum(ProxyUsage, usage_text, "proxy usage", code=HResult.BG_E_INVALID_PROXY_INFO)
-    plist = None if proxy_list is None or proxy_list.strip() in NULL_WORDS else proxy_list.strip()
-    blist = None if bypass is None or bypass.strip() in NULL_WORDS else bypass.strip()
-    if usage is not ProxyUsage.OVERRIDE:
-        if plist or blist:
-            raise InvalidValue(
-                f"proxy lists apply only to OVERRIDE, not {usage.name}", code=HResult.BG_E_INVALID_PROXY_INFO
-            )
-        return usage, None, None
-    if bypass is None or not plist:
-        raise InvalidValue(
-            "OVERRIDE needs a proxy list and a bypass list",
-            hint='for example: setproxysettings JOB OVERRIDE proxy:8080 "<local>"  (use NULL for no bypass)',
-            code=HResult.BG_E_INVALID_PROXY_INFO,
-        )
-    if len(plist) > MAX_PROXY_LIST:
-        raise InvalidValue("the proxy list is longer than 32 KB", code=HResult.BG_E_PROXY_LIST_TOO_LARGE)
-    if blist and len(blist) > MAX_PROXY_LIST:
-        raise InvalidValue("the proxy bypass list is longer than 32 KB", code=HResult.BG_E_PROXY_BYPASS_LIST_TOO_LARGE)
-    for entry in re.split(r"[,;\s]+", plist):
-        _check_proxy_entry(entry)
-    return usage, plist, blist
-
-
-def _check_proxy_entry(entry: str) -> None:
-    parts = urlsplit(entry if "://" in entry else f"http://{entry}")
-    try:
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:
-        valid = False
-    if not valid:
-        raise InvalidValue(
-            f"bad proxy {entry!r}", hint="write proxies as host:port, comma-separated",
-            code=HResult.BG_E_INVALID_PROXY_INFO,
-        )
-
-
-def parse_auth_target(value: str) -> AuthTarget:
-    return _parse_enum(AuthTarget, value, "credential target", code=HResult.BG_E_INVALID_AUTH_TARGET)
-
-
-def parse_auth_scheme(value: str) -> AuthScheme:
-    return _parse_enum(AuthScheme, value, "authentication scheme", code=HResult.BG_E_INVALID_AUTH_SCHEME)
-
-
-def check_credentials(scheme: AuthScheme, username: str | None, password: str | None) -> None:
-    if username is not None and len(username) > MAX_USERNAME:
-        raise InvalidValue(f"the user name is longer than {MAX_USERNAME} characters", code=HResult.BG_E_USERNAME_TOO_LARGE)
-    if password is not None and len(password) > MAX_PASSWORD:
-        raise InvalidValue(f"the password is longer than {MAX_PASSWORD} characters", code=HResult.BG_E_PASSWORD_TOO_LARGE)
-    # bits.md §7: NULL user and password mean implicit credentials, which only NTLM/Negotiate have.
-    if username is None and scheme in (AuthScheme.BASIC, AuthScheme.DIGEST):
-        raise InvalidValue(f"{scheme.name} needs a user name", code=HResult.BG_E_INVALID_CREDENTIALS)
+# --- notification -------------------------------------------------------------------------------
 
 
 def parse_notify_command(program: str, parameters: str | None) -> tuple[str | None, str | None]:

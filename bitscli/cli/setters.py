@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bitscli import output, service, values
+from bitscli import connection, output, service, values
 from bitscli.cli.options import IndexArg, JobArg, context
 from bitscli.errors import InvalidValue
 
@@ -109,7 +109,7 @@ def setproxysettings(
 
     Example: bitscli setproxysettings nightly OVERRIDE proxy.lan:3128 "<local>"
     """
-    mode, plist, blist = values.parse_proxy_settings(usage, proxy_list, bypass)
+    mode, plist, blist = connection.parse_proxy_settings(usage, proxy_list, bypass)
     service.set_properties(context(), job, proxy_usage=mode, proxy_list=plist, proxy_bypass_list=blist)
     output.line(f"Proxy usage set to {mode.name}.")
 
@@ -148,7 +148,7 @@ def setcredentials(
     elif password_arg is not None and password_arg.upper() != "NULL":
         output.warning(_ARGV_SECRET_WARNING.format(what="a password", flag="--password-file - (stdin)"))
         password = password_arg
-    parsed_target, parsed_scheme = values.parse_auth_target(target), values.parse_auth_scheme(scheme)
+    parsed_target, parsed_scheme = connection.parse_auth_target(target), connection.parse_auth_scheme(scheme)
     if user is not None and password is None and parsed_scheme.name in ("BASIC", "DIGEST"):
         raise InvalidValue(f"{parsed_scheme.name} needs a password", hint="pass it with --password-file FILE (or - for stdin)")
     service.set_credentials(context(), job, parsed_target, parsed_scheme, user, password)
@@ -165,7 +165,7 @@ def removecredentials(
 
     Example: bitscli removecredentials nightly SERVER BASIC
     """
-    parsed_target, parsed_scheme = values.parse_auth_target(target), values.parse_auth_scheme(scheme)
+    parsed_target, parsed_scheme = connection.parse_auth_target(target), connection.parse_auth_scheme(scheme)
     _, removed = service.remove_credentials(context(), job, parsed_target, parsed_scheme)
     state = "removed" if removed else "were not set; nothing removed"
     output.line(f"Credentials for {parsed_target.name} {parsed_scheme.name} {state}.")
@@ -188,8 +188,8 @@ def setcustomheaders(
     if not headers and from_file is None:
         raise InvalidValue("no headers given", hint='pass "Name: value" arguments, --from-file FILE, or NULL to clear')
     lines = _read_secret(from_file).splitlines() if from_file is not None else headers or []
-    parsed = values.parse_custom_headers(lines)
-    if from_file is None and any(values.redact_header(h) != h for h in parsed):
+    parsed = connection.parse_custom_headers(lines)
+    if from_file is None and any(connection.redact_header(h) != h for h in parsed):
         output.warning(_ARGV_SECRET_WARNING.format(what="secret headers", flag="--from-file"))
     service.set_properties(context(), job, custom_headers=parsed)
     output.line(f"{len(parsed)} custom header(s) set.")

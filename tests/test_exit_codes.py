@@ -1,0 +1,101 @@
+"""One test per documented exit code (README: Exit codes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bitscli import service
+from bitscli.errors import ExitCode
+
+from .conftest import run_process
+
+
+def test_every_exit_code_is_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for code in ExitCode:
+        assert f"| {code.value} | `{code.name}` |" in readme, code
+
+
+def test_ok(cli) -> None:
+    assert cli("create", "x").exit_code == ExitCode.OK == 0
+
+
+def test_failure_is_an_internal_error_without_a_traceback(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("password=hunter2 in a bug's message")
+
+    monkeypatch.setattr(service, "list_jobs", broken)  # a stand-in bug; the mapping is what is tested
+    result = cli("list")
+    assert result.exit_code == ExitCode.FAILURE == 1
+    assert result.stderr.startswith("error: internal error: RuntimeError")
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+    assert "--debug" in result.stderr
+    debug = cli("--debug", "list")
+    assert "Traceback" in debug.stderr
+
+
+def test_usage(cli) -> None:
+    assert cli("create").exit_code == ExitCode.USAGE == 2
+
+
+def test_not_found(cli) -> None:
+    assert cli("getstate", "nothing").exit_code == ExitCode.NOT_FOUND == 3
+
+
+def test_ambiguous(cli, ok) -> None:
+    ok("create", "twin")
+    ok("create", "twin")
+    assert cli("getstate", "twin").exit_code == ExitCode.AMBIGUOUS == 4
+
+
+def test_invalid_state(cli, ok) -> None:
+    ok("create", "empty")
+    assert cli("resume", "empty").exit_code == ExitCode.INVALID_STATE == 5
+
+
+def test_limit(cli, ok, home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("[limits]\nmax_jobs_per_user = 1\n")
+    ok("create", "one")
+    assert cli("create", "two").exit_code == ExitCode.LIMIT == 6
+
+
+def test_queue(cli, home: Path) -> None:
+    home.mkdir()
+    (home / "queue.db").write_bytes(b"\x00garbage" * 512)
+    assert cli("list").exit_code == ExitCode.QUEUE == 7
+
+
+def test_config(cli, home: Path) -> None:
+    home.mkdir()
+    (home / "config.toml").write_text("not toml at all [")
+    assert cli("list").exit_code == ExitCode.CONFIG == 8
+
+
+def test_not_supported(cli) -> None:
+    assert cli("/CACHE", "/LIST").exit_code == ExitCode.NOT_SUPPORTED == 9
+
+
+def test_interrupted_by_ctrl_c(home: Path, tmp_path: Path) -> None:
+    assert run_process("create", "waits").exit_code == 0
+    # addfileset reading a stdin that never ends: the process is really blocked when SIGINT arrives.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bitscli", "addfileset", "waits", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    time.sleep(1.5)  # give it time to start reading; the assertion does not depend on timing
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == ExitCode.INTERRUPTED == 130
+    assert b"Traceback" not in err
+    assert run_process("getfilestotal", "waits").stdout == "0\n"

@@ -1,0 +1,151 @@
+"""The SQLite queue: private files, WAL, migrations, and refusal to touch anything it cannot trust."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from bitscli import store
+from bitscli.errors import ExitCode, QueueError
+
+from .conftest import run_process
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_queue_files_are_private(ok, home: Path) -> None:
+    ok("create", "x")
+    assert _mode(home) == 0o700
+    assert _mode(home / "queue.db") == 0o600
+    queue = store.open_queue(home / "queue.db")
+    with queue.write():  # while a connection is open, the WAL and shared-memory files exist
+        wal, shm = home / "queue.db-wal", home / "queue.db-shm"
+        assert wal.exists() and shm.exists()
+        assert _mode(wal) == 0o600 and _mode(shm) == 0o600
+    queue.close()
+    for path in home.iterdir():
+        assert _mode(path) & 0o077 == 0, path
+
+
+def test_queue_is_wal_with_the_current_schema(ok, home: Path) -> None:
+    ok("create", "x")
+    conn = sqlite3.connect(home / "queue.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == store.APPLICATION_ID
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_garbage_queue_is_refused_and_left_alone(cli, home: Path) -> None:
+    home.mkdir()
+    db = home / "queue.db"
+    db.write_bytes(b"this is not a database at all" * 100)
+    before = _digest(db)
+    result = cli("list")
+    assert result.exit_code == ExitCode.QUEUE
+    assert "corrupt or not a bitscli queue" in result.stderr and "hint: move it aside" in result.stderr
+    assert _digest(db) == before
+    assert sorted(p.name for p in home.iterdir()) == ["queue.db"]
+
+
+def test_truncated_queue_is_refused_and_left_alone(cli, ok, home: Path) -> None:
+    for i in range(40):
+        job = ok("create", "--raw", f"job-{i}").stdout
+        ok("setdescription", job, "x" * 1000)
+    db = home / "queue.db"
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 3])  # header intact, most pages gone: a torn copy
+    before = _digest(db)
+    result = cli("list")
+    assert result.exit_code == ExitCode.QUEUE, result.stderr
+    assert "corrupt" in result.stderr
+    assert _digest(db) == before
+
+
+def test_queue_from_a_newer_version_is_refused(cli, ok, home: Path) -> None:
+    ok("create", "x")
+    conn = sqlite3.connect(home / "queue.db")
+    conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+    conn.close()
+    before = _digest(home / "queue.db")
+    result = cli("create", "y")
+    assert result.exit_code == ExitCode.QUEUE
+    assert "written by a newer bitscli" in result.stderr and "upgrade" in result.stderr
+    assert _digest(home / "queue.db") == before
+
+
+def test_other_sqlite_databases_are_refused(cli, home: Path) -> None:
+    home.mkdir()
+    conn = sqlite3.connect(home / "queue.db")
+    conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.commit()
+    conn.close()
+    before = _digest(home / "queue.db")
+    result = cli("list")
+    assert result.exit_code == ExitCode.QUEUE and "not a bitscli queue" in result.stderr
+    assert _digest(home / "queue.db") == before
+
+
+def test_an_unwritable_queue_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the queue directory should be")
+    result = run_process("create", "x", env={"BITSCLI_HOME": str(blocked / "home")})
+    assert result.exit_code != 0
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_a_failed_transaction_leaves_nothing_behind(home: Path) -> None:
+    queue = store.open_queue(home / "queue.db")
+    with pytest.raises(RuntimeError), queue.write() as tx:
+        from bitscli.model import Job, JobType
+
+        tx.insert(Job("{00000000-0000-0000-0000-00000000000A}", "x", JobType.DOWNLOAD, "me", 0.0, 0.0))
+        raise RuntimeError("fail after the insert")
+    with queue.read() as tx:
+        assert tx.jobs(include_final=True) == []
+    queue.close()
+
+
+def test_round_trip_of_every_field(home: Path, tmp_path: Path) -> None:
+    from bitscli.model import (
+        AuthScheme, AuthTarget, ByteRange, Credential, ErrorContext, Job, JobError, JobFile, JobPriority,
+        JobState, JobType, ProxyUsage,
+    )  # fmt: skip
+
+    job = Job(
+        id="{00000000-0000-0000-0000-00000000000B}", display_name="all", type=JobType.UPLOAD_REPLY, owner="me",
+        creation_time=1.5, modification_time=2.5, state=JobState.TRANSIENT_ERROR, priority=JobPriority.LOW,
+        description="d", completion_time=None, started=True,
+        files=(JobFile("http://127.0.0.1/a", "/tmp/a", 10, 5, False, (ByteRange(0, 5), ByteRange(9, -1)), True),),
+        notify_flags=7, notify_program="/bin/true", notify_parameters="true x", min_retry_delay=30,
+        no_progress_timeout=40, max_download_time=50, proxy_usage=ProxyUsage.OVERRIDE, proxy_list="p:1",
+        proxy_bypass_list="<local>", custom_headers=("A: 1", "B: 2"), custom_headers_write_only=True,
+        credentials=(Credential(AuthTarget.PROXY, AuthScheme.NTLM, None, None),), security_flags=0x800,
+        http_method="POST", acl_flags=5, dynamic=False, reply_file_name="/tmp/r",
+        error=JobError(0x80190194, ErrorContext.REMOTE_FILE, 0, "not found"), error_count=3,
+    )  # fmt: skip
+    queue = store.open_queue(home / "queue.db")
+    with queue.write() as tx:
+        tx.insert(job)
+    with queue.read() as tx:
+        assert tx.job(job.id) == job
+    queue.close()
+
+
+def test_busy_queue_times_out_with_a_clear_error(home: Path) -> None:
+    holder = store.open_queue(home / "queue.db")
+    waiter = store.open_queue(home / "queue.db", busy_timeout=0.2)
+    with holder.write(), pytest.raises(QueueError, match="locked by another process"), waiter.write():
+        pass
+    holder.close()
+    waiter.close()
