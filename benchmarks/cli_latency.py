@@ -84,7 +84,13 @@ def main() -> int:
         cases = {
             "typer floor": lambda: [sys.executable, str(floor), "--name", "x"],
             "create": lambda: [*base, "create", f"job-{next(counter)}"],
-            "addfile": lambda: [*base, "addfile", "bench", "http://127.0.0.1:1/f", f"{root}/dl/f{next(counter)}"],
+            "addfile": lambda: [
+                *base,
+                "addfile",
+                "bench",
+                "http://127.0.0.1:1/f",
+                f"{root}/dl/f{next(counter)}",
+            ],
             "getstate": lambda: [*base, "getstate", "bench"],
             "list": lambda: [*base, "list"],
         }
@@ -109,8 +115,12 @@ def main() -> int:
         (big / "config.toml").write_text("[limits]\nmax_jobs_per_user = 20000\n")
         name = populate(big, 10_000)
         big_env = {**os.environ, "BITSCLI_HOME": str(big)}
-        for label, argv in (("list (10,000 jobs)", [*base, "list"]), ("list --json (10,000 jobs)", [*base, "list", "--json"]),
-                            ("info (10,000 jobs)", [*base, "info", name])):  # fmt: skip
+        big_cases = (
+            ("list (10,000 jobs)", [*base, "list"]),
+            ("list --json (10,000 jobs)", [*base, "list", "--json"]),
+            ("info (10,000 jobs)", [*base, "info", name]),
+        )
+        for label, argv in big_cases:
             median = statistics.median(timed(argv, big_env) for _ in range(max(3, args.runs // 4)))
             print(f"{label:<28}{median * 1000:>10.1f}{median / floor_median:>10.2f}")
             if label.startswith("list (") and median > 1.0:

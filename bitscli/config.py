@@ -54,6 +54,8 @@ def _from_document(doc: dict[str, object], path: Path) -> Config:
                 raise ConfigError(f"{path}: unknown setting {section}.{key}")
             expected = type(defaults[key])
             if type(value) is not expected or (expected is int and not 0 < value <= 1_000_000):
-                raise ConfigError(f"{path}: {section}.{key} must be a {'positive whole number' if expected is int else 'boolean'}")
+                raise ConfigError(
+                    f"{path}: {section}.{key} must be a {'positive whole number' if expected is int else 'boolean'}"
+                )
             values[key] = value
     return Config(**values)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from bitscli.errors import HResult, InvalidValue
 from bitscli.model import AuthScheme, AuthTarget, ProxyUsage
-from bitscli.values import CONTROL_RE, TOKEN_RE, NULL_WORDS, parse_enum
+from bitscli.values import CONTROL_RE, NULL_WORDS, TOKEN_RE, parse_enum
 
 # Limits from bits.md §1c, §2.4 and §7.
 MAX_PROXY_LIST = 32 * 1024
@@ -53,7 +53,9 @@ def redact_header(header: str) -> str:
     return f"{name}: ***" if _SENSITIVE_HEADER_RE.search(name) else f"{name}:{value}"
 
 
-def parse_proxy_settings(usage_text: str, proxy_list: str | None, bypass: str | None) -> tuple[ProxyUsage, str | None, str | None]:
+def parse_proxy_settings(
+    usage_text: str, proxy_list: str | None, bypass: str | None
+) -> tuple[ProxyUsage, str | None, str | None]:
     usage = parse_enum(ProxyUsage, usage_text, "proxy usage", code=HResult.BG_E_INVALID_PROXY_INFO)
     plist = None if proxy_list is None or proxy_list.strip() in NULL_WORDS else proxy_list.strip()
     blist = None if bypass is None or bypass.strip() in NULL_WORDS else bypass.strip()
@@ -86,7 +88,8 @@ def _check_proxy_entry(entry: str) -> None:
         valid = False
     if not valid:
         raise InvalidValue(
-            f"bad proxy {entry!r}", hint="write proxies as host:port, comma-separated",
+            f"bad proxy {entry!r}",
+            hint="write proxies as host:port, comma-separated",
             code=HResult.BG_E_INVALID_PROXY_INFO,
         )
 
@@ -101,9 +104,13 @@ def parse_auth_scheme(value: str) -> AuthScheme:
 
 def check_credentials(scheme: AuthScheme, username: str | None, password: str | None) -> None:
     if username is not None and len(username) > MAX_USERNAME:
-        raise InvalidValue(f"the user name is longer than {MAX_USERNAME} characters", code=HResult.BG_E_USERNAME_TOO_LARGE)
+        raise InvalidValue(
+            f"the user name is longer than {MAX_USERNAME} characters", code=HResult.BG_E_USERNAME_TOO_LARGE
+        )
     if password is not None and len(password) > MAX_PASSWORD:
-        raise InvalidValue(f"the password is longer than {MAX_PASSWORD} characters", code=HResult.BG_E_PASSWORD_TOO_LARGE)
+        raise InvalidValue(
+            f"the password is longer than {MAX_PASSWORD} characters", code=HResult.BG_E_PASSWORD_TOO_LARGE
+        )
     # bits.md §7: NULL user and password mean implicit credentials, which only NTLM/Negotiate have.
     if username is None and scheme in (AuthScheme.BASIC, AuthScheme.DIGEST):
         raise InvalidValue(f"{scheme.name} needs a user name", code=HResult.BG_E_INVALID_CREDENTIALS)

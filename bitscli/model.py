@@ -305,9 +305,7 @@ def add_files(job: Job, new_files: Iterable[JobFile], now: float, max_files: int
 def replace_remote_prefix(job: Job, old: str, new: str, now: float) -> tuple[Job, int]:
     _require_not_final(job, "change the files of")
     files = tuple(
-        dataclasses.replace(f, remote_name=new + f.remote_name[len(old) :])
-        if f.remote_name.startswith(old)
-        else f
+        dataclasses.replace(f, remote_name=new + f.remote_name[len(old) :]) if f.remote_name.startswith(old) else f
         for f in job.files
     )
     changed = sum(1 for a, b in zip(job.files, files, strict=True) if a is not b)
@@ -366,5 +364,5 @@ def file_at(job: Job, index: int) -> JobFile:
 
 
 def _replace_file(job: Job, index: int, new: JobFile, now: float) -> Job:
-    files = job.files[:index] + (new,) + job.files[index + 1 :]
+    files = (*job.files[:index], new, *job.files[index + 1 :])
     return dataclasses.replace(job, files=files, modification_time=now)

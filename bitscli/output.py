@@ -8,9 +8,9 @@ import time
 import traceback
 from typing import Any
 
+from bitscli.connection import redact_header
 from bitscli.errors import BitsError, format_hresult
 from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags
-from bitscli.connection import redact_header
 from bitscli.values import format_acl_flags, redact_url
 
 JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the documented JSON (README)
@@ -257,7 +257,13 @@ def _jobs_table(items: list[Job]) -> None:
 
 def files(job: Job, *, as_json: bool) -> None:
     if as_json:
-        _json({"schema": JSON_SCHEMA_VERSION, "id": job.id, "files": [file_json(i, f) for i, f in enumerate(job.files)]})
+        _json(
+            {
+                "schema": JSON_SCHEMA_VERSION,
+                "id": job.id,
+                "files": [file_json(i, f) for i, f in enumerate(job.files)],
+            }
+        )
         return
     body = "".join(f"{file_line(f)}\n" for f in job.files)
     sys.stdout.write(f"{body}\nListed {len(job.files)} file(s).\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -204,10 +205,8 @@ def _discard_part_files(job: Job) -> None:
     from bitscli.transfer import files
 
     for index, f in enumerate(job.files):
-        try:
+        with contextlib.suppress(OSError):
             files.discard(files.part_path(f.local_name, job.id, index))
-        except OSError:
-            pass
 
 
 @dataclass(frozen=True)
@@ -336,4 +335,3 @@ def temporary_name(job: Job, index: int) -> str:
     from bitscli.transfer import files
 
     return files.part_path(model.file_at(job, index).local_name, job.id, index)
-

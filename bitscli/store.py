@@ -170,17 +170,7 @@ class Queue:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             version, app_id = self._pragmas()
-            if app_id not in (0, APPLICATION_ID) or (app_id == 0 and self._has_foreign_tables()):
-                raise QueueError(
-                    f"{self.path} is an SQLite database, but not a bitscli queue; it was left untouched",
-                    hint="point BITSCLI_HOME at another directory, or move the file aside",
-                )
-            if version > SCHEMA_VERSION:
-                raise QueueError(
-                    f"the queue {self.path} was written by a newer bitscli (schema {version}, this one knows "
-                    f"{SCHEMA_VERSION}); it was left untouched",
-                    hint="upgrade bitscli (pip install -U bitscli)",
-                )
+            self._check_identity(version, app_id)
             if version < SCHEMA_VERSION:
                 self._migrate()
             # FULL: an acknowledged command survives power loss, not only a crash (design.md).
@@ -189,12 +179,27 @@ class Queue:
         except sqlite3.Error as exc:
             raise _queue_error(exc, self.path) from None
 
+    def _check_identity(self, version: int, app_id: int) -> None:
+        """Refuse files that are not our queue, or are newer than this code, before writing anything."""
+        # Our queue always carries our application id next to its schema version.
+        if app_id != APPLICATION_ID and (app_id != 0 or version != 0):
+            raise QueueError(
+                f"{self.path} is an SQLite database, but not a bitscli queue; it was left untouched",
+                hint="point BITSCLI_HOME at another directory, or move the file aside",
+            )
+        if version > SCHEMA_VERSION:
+            raise QueueError(
+                f"the queue {self.path} was written by a newer bitscli (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); it was left untouched",
+                hint="upgrade bitscli (pip install -U bitscli)",
+            )
+
     def _pragmas(self) -> tuple[int, int]:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
         return version, app_id
 
-    def _has_foreign_tables(self) -> bool:
+    def _has_tables(self) -> bool:
         return self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
 
     def _migrate(self) -> None:
@@ -202,9 +207,16 @@ class Queue:
 
         lock_path = self.path.with_name(self.path.name + ".migrate.lock")
         with FileLock(lock_path, mode=0o600):
-            version, _ = self._pragmas()  # another process may have migrated while we waited
+            # Every bitscli that migrates holds this lock, so these reads stay true until we commit.
+            version, app_id = self._pragmas()
+            self._check_identity(version, app_id)
             if version >= SCHEMA_VERSION:
-                return
+                return  # another process migrated while we waited
+            if version == 0 and self._has_tables():
+                raise QueueError(
+                    f"{self.path} is an SQLite database, but not a bitscli queue; it was left untouched",
+                    hint="point BITSCLI_HOME at another directory, or move the file aside",
+                )
             # WAL lets the daemon read while a CLI writes; the mode persists in the file.
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("BEGIN IMMEDIATE")
@@ -299,7 +311,8 @@ class Transaction:
 
     def _write_files(self, job_id: str, files: Iterable[tuple[int, JobFile]]) -> None:
         self._conn.executemany(
-            f"INSERT OR REPLACE INTO files (job_id, idx, {', '.join(_FILE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO files (job_id, idx, {', '.join(_FILE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * (len(_FILE_COLUMNS) + 2))})",
             ((job_id, i, *_encode_file(f)) for i, f in files),
         )
 
@@ -327,10 +340,10 @@ class Transaction:
             f"SELECT job_id, target, scheme, username, password FROM credentials WHERE job_id IN ({selected})",
             params,
         ):
-            credentials.setdefault(job_id, []).append(Credential(AuthTarget(target), AuthScheme(scheme), user, password))
-        return [
-            _decode_job(row, tuple(files.get(row[0], ())), tuple(credentials.get(row[0], ()))) for row in rows
-        ]
+            credentials.setdefault(job_id, []).append(
+                Credential(AuthTarget(target), AuthScheme(scheme), user, password)
+            )
+        return [_decode_job(row, tuple(files.get(row[0], ())), tuple(credentials.get(row[0], ()))) for row in rows]
 
 
 def _encode_job(job: Job) -> tuple[object, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -73,7 +74,8 @@ def check_display_name(name: str) -> str:
     _check_text(name, "the display name", MAX_DISPLAY_NAME)
     if name.startswith("{") and name.endswith("}"):
         raise InvalidValue(
-            f"display name {name!r} would be taken for a GUID", hint="choose a name without surrounding braces"
+            f"display name {name!r} would be taken for a GUID",
+            hint="choose a name without surrounding braces",
         )
     return name
 
@@ -182,7 +184,8 @@ def check_remote_name(remote: str, *, upload: bool) -> str:
     scheme = parts.scheme.lower()
     if not scheme:
         raise InvalidValue(
-            f"{remote!r} is not a URL", hint="use http://, https:// or file:// URLs, or an absolute local path"
+            f"{remote!r} is not a URL",
+            hint="use http://, https:// or file:// URLs, or an absolute local path",
         )
     if scheme not in ("http", "https", "file"):
         raise InvalidValue(
@@ -194,7 +197,8 @@ def check_remote_name(remote: str, *, upload: bool) -> str:
             raise InvalidValue("an upload needs an http:// or https:// URL as its remote name")
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise InvalidValue(
-                f"{remote!r} is not a local file URL", hint="write file:///absolute/path (remote hosts need http)"
+                f"{remote!r} is not a local file URL",
+                hint="write file:///absolute/path (remote hosts need http)",
             )
         return remote
     try:
@@ -268,11 +272,9 @@ def parse_ranges(text: str, max_ranges: int) -> tuple[ByteRange, ...]:
             code=HResult.BG_E_TOO_MANY_RANGES_IN_FILE,
         )
     ranges.sort(key=lambda r: r.offset)
-    for before, after in zip(ranges, ranges[1:], strict=False):
+    for before, after in itertools.pairwise(ranges):
         if before.length == LENGTH_TO_EOF or before.offset + before.length > after.offset:
-            raise InvalidValue(
-                f"ranges {before} and {after} overlap", code=HResult.BG_E_OVERLAPPING_RANGES
-            )
+            raise InvalidValue(f"ranges {before} and {after} overlap", code=HResult.BG_E_OVERLAPPING_RANGES)
     return tuple(ranges)
 
 

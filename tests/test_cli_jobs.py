@@ -69,8 +69,12 @@ def test_json_schema_of_a_job(ok, job, tmp_path: Path) -> None:
     doc = ok("info", job, "--json").json
     assert doc["schema"] == 1
     j = doc["job"]
-    assert j["id"] == job and j["name"] == "job1" and j["state"] == "SUSPENDED" and j["type"] == "DOWNLOAD"
-    assert j["bytes_total"] is None and j["files_total"] == 1
+    assert j["id"] == job
+    assert j["name"] == "job1"
+    assert j["state"] == "SUSPENDED"
+    assert j["type"] == "DOWNLOAD"
+    assert j["bytes_total"] is None
+    assert j["files_total"] == 1
     assert j["files"][0] == {
         "index": 0, "remote_name": "http://127.0.0.1:9/a", "local_name": str(tmp_path / "a"), "bytes_total": None,
         "bytes_transferred": 0, "completed": False, "ranges": [], "validation_state": False,
@@ -145,7 +149,10 @@ def test_replaceremoteprefix(ok, job, tmp_path: Path) -> None:
 
 def test_listfiles_text(ok, job, tmp_path: Path) -> None:
     ok("addfile", job, "http://127.0.0.1:9/a", str(tmp_path / "a"))
-    assert ok("listfiles", job).stdout == f"0 / UNKNOWN WORKING http://127.0.0.1:9/a -> {tmp_path / 'a'}\n\nListed 1 file(s).\n"
+    assert (
+        ok("listfiles", job).stdout
+        == f"0 / UNKNOWN WORKING http://127.0.0.1:9/a -> {tmp_path / 'a'}\n\nListed 1 file(s).\n"
+    )
 
 
 def _finish_file(job: str, index: int, content: bytes) -> str:
@@ -159,7 +166,7 @@ def _finish_file(job: str, index: int, content: bytes) -> str:
         part = files.part_path(f.local_name, current.id, index)
         Path(part).write_bytes(content)
         done = dataclasses.replace(f, bytes_total=len(content), bytes_transferred=len(content), completed=True)
-        new_files = current.files[:index] + (done,) + current.files[index + 1 :]
+        new_files = (*current.files[:index], done, *current.files[index + 1 :])
         state = JobState.TRANSFERRED if all(x.completed for x in new_files) else current.state
         tx.update(dataclasses.replace(current, files=new_files, state=state), current)
     ctx.queue.close()
@@ -189,7 +196,8 @@ def test_partial_complete_keeps_finished_files_and_drops_the_rest(ok, job, tmp_p
     unfinished.write_bytes(b"half")
     assert ok("complete", job).stdout == "Job partially completed: 1 of 2 file(s) kept.\n"
     assert (tmp_path / "a").read_bytes() == b"A"
-    assert not (tmp_path / "b").exists() and not unfinished.exists()
+    assert not (tmp_path / "b").exists()
+    assert not unfinished.exists()
 
 
 def test_two_jobs_for_one_target_never_share_a_part_file(ok, tmp_path: Path) -> None:
@@ -205,7 +213,8 @@ def test_cancel_deletes_part_files(ok, job, tmp_path: Path) -> None:
     ok("addfile", job, "http://127.0.0.1:9/a", str(tmp_path / "a"))
     part = _finish_file(job, 0, b"secret data")
     assert ok("cancel", job).stdout == "Job canceled.\n"
-    assert not Path(part).exists() and not (tmp_path / "a").exists()
+    assert not Path(part).exists()
+    assert not (tmp_path / "a").exists()
 
 
 def test_reset_cancels_every_live_job(ok, cli) -> None:
@@ -220,4 +229,5 @@ def test_complete_on_a_finished_job_is_refused(cli, ok, job) -> None:
     ok("cancel", job)
     result = cli("complete", job)
     assert result.exit_code == ExitCode.INVALID_STATE
-    assert "0x80200002" in result.stderr and "CANCELLED" in result.stderr
+    assert "0x80200002" in result.stderr
+    assert "CANCELLED" in result.stderr

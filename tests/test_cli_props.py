@@ -35,7 +35,8 @@ def test_setter_then_getter(ok, job, setter: str, value: str, getter: str, expec
     assert ok(getter, job).stdout == expected + "\n"
     assert ok(getter, job, "--raw").stdout == expected
     doc = ok(getter, job, "--json").json
-    assert doc["id"] == job and "value" in doc
+    assert doc["id"] == job
+    assert "value" in doc
 
 
 def test_setter_confirmation_text(ok, job) -> None:
@@ -68,7 +69,8 @@ def test_notify_command_line(ok, job) -> None:
     ok("setnotifycmdline", job, "/usr/bin/env", f"env bitscli complete {job}")
     assert ok("getnotifycmdline", job).stdout == f"'/usr/bin/env' env bitscli complete {job}\n"
     assert ok("getnotifycmdline", job, "--json").json["value"] == {
-        "program": "/usr/bin/env", "parameters": f"env bitscli complete {job}"
+        "program": "/usr/bin/env",
+        "parameters": f"env bitscli complete {job}",
     }
     ok("setnotifycmdline", job, "/usr/bin/touch", "touch", "/tmp/a b")  # several words are joined, quoted
     assert ok("getnotifycmdline", job).stdout == "'/usr/bin/touch' touch '/tmp/a b'\n"
@@ -80,7 +82,8 @@ def test_notify_command_line_can_be_forbidden_by_policy(cli, job, home: Path) ->
     (home / "config.toml").write_text("[notify]\nallow_notify_command_line = false\n")
     result = cli("setnotifycmdline", job, "/usr/bin/env", "env true")
     assert result.exit_code == ExitCode.NOT_SUPPORTED
-    assert "policy" in result.stderr and "0x8020003e" in result.stderr
+    assert "policy" in result.stderr
+    assert "0x8020003e" in result.stderr
 
 
 def test_credentials_are_stored_but_never_shown(ok, cli, job, tmp_path: Path) -> None:
@@ -96,7 +99,8 @@ def test_credentials_are_stored_but_never_shown(ok, cli, job, tmp_path: Path) ->
         ok("list", "--json").stdout,
     ]
     for out in outputs:
-        assert secret not in out and "other-secret" not in out
+        assert secret not in out
+        assert "other-secret" not in out
     assert "SERVER BASIC alice" in outputs[0]
     ctx = service.open_context()
     stored = {(c.username, c.password) for c in service.get_job(ctx, job).credentials}
@@ -109,7 +113,8 @@ def test_credentials_are_stored_but_never_shown(ok, cli, job, tmp_path: Path) ->
 def test_password_on_the_command_line_works_but_warns(cli, job) -> None:
     result = cli("setcredentials", job, "SERVER", "BASIC", "alice", "hunter2")
     assert result.exit_code == 0
-    assert "warning:" in result.stderr and "ps" in result.stderr
+    assert "warning:" in result.stderr
+    assert "ps" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
 
 
@@ -127,7 +132,8 @@ def test_custom_headers_redact_secrets_and_can_become_write_only(ok, cli, job, t
     assert "tok-123" not in ok("info", job, "--verbose").stdout + ok("info", job, "--json").stdout
     ok("makecustomheaderswriteonly", job)
     result = cli("getcustomheaders", job)
-    assert result.exit_code == ExitCode.INVALID_STATE and "write-only" in result.stderr
+    assert result.exit_code == ExitCode.INVALID_STATE
+    assert "write-only" in result.stderr
     ok("setcustomheaders", job, "X-Other: 1")  # still settable
     ok("setcustomheaders", job, "NULL")
     assert ok("info", job, "--json").json["job"]["properties"]["custom_header_names"] == []
@@ -135,7 +141,9 @@ def test_custom_headers_redact_secrets_and_can_become_write_only(ok, cli, job, t
 
 def test_secret_header_on_argv_warns(cli, job) -> None:
     result = cli("setcustomheaders", job, "Authorization: Bearer abc")
-    assert result.exit_code == 0 and "warning:" in result.stderr and "abc" not in result.stderr
+    assert result.exit_code == 0
+    assert "warning:" in result.stderr
+    assert "abc" not in result.stderr
 
 
 def test_reply_file_name_for_upload_reply_jobs(ok, cli, tmp_path: Path) -> None:
@@ -151,7 +159,8 @@ def test_reply_file_name_for_upload_reply_jobs(ok, cli, tmp_path: Path) -> None:
 def test_geterror_without_an_error(cli, job) -> None:
     result = cli("geterror", job)
     assert result.exit_code == ExitCode.INVALID_STATE
-    assert "no error" in result.stderr and "0x8020000f" in result.stderr
+    assert "no error" in result.stderr
+    assert "0x8020000f" in result.stderr
 
 
 def test_geterror_and_validation(ok, job, tmp_path: Path) -> None:
@@ -169,7 +178,8 @@ def test_geterror_and_validation(ok, job, tmp_path: Path) -> None:
     ok("setvalidationstate", job, "0", "FALSE")
     assert ok("getstate", job).stdout == "ERROR\n"
     err = ok("geterror", job).stdout
-    assert "ERROR CODE:    0x80200053" in err and "ERROR CONTEXT: 0x00000005" in err
+    assert "ERROR CODE:    0x80200053" in err
+    assert "ERROR CONTEXT: 0x00000005" in err
     assert f"-> {tmp_path / 'a'}" in err
     assert ok("geterror", job, "--json").json["value"]["code"] == "0x80200053"
     assert ok("geterrorcount", job).stdout == "1\n"

@@ -70,7 +70,8 @@ def test_version_and_help(ok) -> None:
 def test_deprecated_and_windows_only_switches_say_not_supported(cli, argv: list[str]) -> None:
     result = cli(*argv)
     assert result.exit_code == ExitCode.NOT_SUPPORTED
-    assert result.stderr.startswith("error: ") and "not supported" in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "not supported" in result.stderr
 
 
 def test_peer_caching_explains_why(cli) -> None:
@@ -79,7 +80,8 @@ def test_peer_caching_explains_why(cli) -> None:
 
 def test_invalid_switch(cli) -> None:
     result = cli("/FROB", "x")
-    assert result.exit_code == ExitCode.USAGE and "Invalid command: /FROB" in result.stderr
+    assert result.exit_code == ExitCode.USAGE
+    assert "Invalid command: /FROB" in result.stderr
 
 
 @pytest.mark.parametrize(

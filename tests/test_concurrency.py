@@ -65,6 +65,7 @@ def test_first_use_by_many_processes_at_once(home: Path, tmp_path: Path) -> None
     assert not home.exists()
     results = _run_together([["create", f"first-{i}"] for i in range(16)], tmp_path)
     for result in results:
-        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", result.stderr
     ctx = service.open_context()
     assert sorted(j.display_name for j in service.list_jobs(ctx)) == sorted(f"first-{i}" for i in range(16))

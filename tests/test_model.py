@@ -141,20 +141,25 @@ def test_dynamic_content_rules() -> None:
         model.set_dynamic(make_job(job_type=JobType.UPLOAD), True, NOW)
     with pytest.raises(InvalidState):
         model.set_dynamic(model.resume(make_job(), NOW), True, NOW)
-    ranged = dataclasses.replace(make_job(), files=(JobFile("http://127.0.0.1/r", "/tmp/r", ranges=(ByteRange(0, 5),)),))
+    ranged = dataclasses.replace(
+        make_job(), files=(JobFile("http://127.0.0.1/r", "/tmp/r", ranges=(ByteRange(0, 5),)),)
+    )
     with pytest.raises(InvalidValue):
         model.set_dynamic(ranged, True, NOW)
 
 
 def test_validation_false_puts_the_job_in_error_and_refetches_the_file() -> None:
     done = dataclasses.replace(
-        make_job(JobState.TRANSFERRED), files=(JobFile("http://127.0.0.1/v", "/tmp/v", 10, 10, completed=True),)
+        make_job(JobState.TRANSFERRED),
+        files=(JobFile("http://127.0.0.1/v", "/tmp/v", 10, 10, completed=True),),
     )
     failed = model.set_validation_state(done, 0, False, NOW)
     assert failed.state is JobState.ERROR
-    assert failed.error is not None and failed.error.code == HResult.BG_E_VALIDATION_FAILED
+    assert failed.error is not None
+    assert failed.error.code == HResult.BG_E_VALIDATION_FAILED
     assert failed.error_count == 1
-    assert failed.files[0].bytes_transferred == 0 and not failed.files[0].completed
+    assert failed.files[0].bytes_transferred == 0
+    assert not failed.files[0].completed
     assert model.set_validation_state(done, 0, True, NOW).files[0].validation_state
 
 
@@ -168,7 +173,11 @@ def test_validation_needs_a_finished_file() -> None:
 def test_replace_remote_prefix_counts_changes() -> None:
     job, count = model.replace_remote_prefix(make_job(files=3), "http://127.0.0.1/1", "https://127.0.0.1/9", NOW)
     assert count == 1
-    assert [f.remote_name for f in job.files] == ["http://127.0.0.1/0", "https://127.0.0.1/9", "http://127.0.0.1/2"]
+    assert [f.remote_name for f in job.files] == [
+        "http://127.0.0.1/0",
+        "https://127.0.0.1/9",
+        "http://127.0.0.1/2",
+    ]
 
 
 def test_bytes_total_is_unknown_while_any_size_is() -> None:

@@ -26,8 +26,10 @@ def test_queue_files_are_private(ok, home: Path) -> None:
     queue = store.open_queue(home / "queue.db")
     with queue.write():  # while a connection is open, the WAL and shared-memory files exist
         wal, shm = home / "queue.db-wal", home / "queue.db-shm"
-        assert wal.exists() and shm.exists()
-        assert _mode(wal) == 0o600 and _mode(shm) == 0o600
+        assert wal.exists()
+        assert shm.exists()
+        assert _mode(wal) == 0o600
+        assert _mode(shm) == 0o600
     queue.close()
     for path in home.iterdir():
         assert _mode(path) & 0o077 == 0, path
@@ -53,7 +55,8 @@ def test_garbage_queue_is_refused_and_left_alone(cli, home: Path) -> None:
     before = _digest(db)
     result = cli("list")
     assert result.exit_code == ExitCode.QUEUE
-    assert "corrupt or not a bitscli queue" in result.stderr and "hint: move it aside" in result.stderr
+    assert "corrupt or not a bitscli queue" in result.stderr
+    assert "hint: move it aside" in result.stderr
     assert _digest(db) == before
     assert sorted(p.name for p in home.iterdir()) == ["queue.db"]
 
@@ -80,19 +83,23 @@ def test_queue_from_a_newer_version_is_refused(cli, ok, home: Path) -> None:
     before = _digest(home / "queue.db")
     result = cli("create", "y")
     assert result.exit_code == ExitCode.QUEUE
-    assert "written by a newer bitscli" in result.stderr and "upgrade" in result.stderr
+    assert "written by a newer bitscli" in result.stderr
+    assert "upgrade" in result.stderr
     assert _digest(home / "queue.db") == before
 
 
-def test_other_sqlite_databases_are_refused(cli, home: Path) -> None:
+@pytest.mark.parametrize("user_version", [0, 1, 7])
+def test_other_sqlite_databases_are_refused(cli, home: Path, user_version: int) -> None:
     home.mkdir()
     conn = sqlite3.connect(home / "queue.db")
     conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.execute(f"PRAGMA user_version = {user_version}")
     conn.commit()
     conn.close()
     before = _digest(home / "queue.db")
     result = cli("list")
-    assert result.exit_code == ExitCode.QUEUE and "not a bitscli queue" in result.stderr
+    assert result.exit_code == ExitCode.QUEUE
+    assert "not a bitscli queue" in result.stderr
     assert _digest(home / "queue.db") == before
 
 
@@ -101,16 +108,21 @@ def test_an_unwritable_queue_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocked.write_text("a file where the queue directory should be")
     result = run_process("create", "x", env={"BITSCLI_HOME": str(blocked / "home")})
     assert result.exit_code != 0
-    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
 
 
 def test_a_failed_transaction_leaves_nothing_behind(home: Path) -> None:
     queue = store.open_queue(home / "queue.db")
-    with pytest.raises(RuntimeError), queue.write() as tx:
-        from bitscli.model import Job, JobType
+    from bitscli.model import Job, JobType
 
-        tx.insert(Job("{00000000-0000-0000-0000-00000000000A}", "x", JobType.DOWNLOAD, "me", 0.0, 0.0))
-        raise RuntimeError("fail after the insert")
+    def insert_then_fail() -> None:
+        with queue.write() as tx:
+            tx.insert(Job("{00000000-0000-0000-0000-00000000000A}", "x", JobType.DOWNLOAD, "me", 0.0, 0.0))
+            raise RuntimeError("fail after the insert")
+
+    with pytest.raises(RuntimeError):
+        insert_then_fail()
     with queue.read() as tx:
         assert tx.jobs(include_final=True) == []
     queue.close()
@@ -118,8 +130,18 @@ def test_a_failed_transaction_leaves_nothing_behind(home: Path) -> None:
 
 def test_round_trip_of_every_field(home: Path, tmp_path: Path) -> None:
     from bitscli.model import (
-        AuthScheme, AuthTarget, ByteRange, Credential, ErrorContext, Job, JobError, JobFile, JobPriority,
-        JobState, JobType, ProxyUsage,
+        AuthScheme,
+        AuthTarget,
+        ByteRange,
+        Credential,
+        ErrorContext,
+        Job,
+        JobError,
+        JobFile,
+        JobPriority,
+        JobState,
+        JobType,
+        ProxyUsage,
     )  # fmt: skip
 
     job = Job(

@@ -56,7 +56,8 @@ def test_modules_are_small_and_documented(path: Path) -> None:
     source = path.read_text()
     assert len(source.splitlines()) <= 400, f"{path.name} is over 400 lines; split it"
     doc = ast.get_docstring(ast.parse(source))
-    assert doc and "\n" not in doc.strip(), f"{path.name} needs a one-line module docstring"
+    assert doc, f"{path.name} needs a module docstring"
+    assert "\n" not in doc.strip(), f"{path.name}: the module docstring should be one line"
 
 
 def test_command_table_matches_the_modules() -> None:
@@ -75,9 +76,11 @@ def test_every_command_has_help_with_an_example() -> None:
 def test_help_runs_for_every_command(cli) -> None:
     for name in COMMANDS:
         result = cli(name, "--help")
-        assert result.exit_code == 0 and "Usage:" in result.stdout, name
+        assert result.exit_code == 0, name
+        assert "Usage:" in result.stdout, name
     top = cli("--help")
-    assert top.exit_code == 0 and all(name in top.stdout for name in ("create", "getstate", "setpriority"))
+    assert top.exit_code == 0
+    assert all(name in top.stdout for name in ("create", "getstate", "setpriority"))
 
 
 def test_version(cli) -> None:
@@ -100,7 +103,14 @@ def test_queue_commands_import_only_what_they_run(ok, argv: list[str]) -> None:
     """cli_latency.py's budget: no requests, no transfer engine, no other command modules, no filelock."""
     ok("list")  # an existing queue: only creating or migrating one needs filelock
     loaded = _modules_after(argv)
-    for heavy in ("requests", "urllib3", "filelock", "bitscli.transfer.http", "bitscli.daemon", "rich.console"):
+    for heavy in (
+        "requests",
+        "urllib3",
+        "filelock",
+        "bitscli.transfer.http",
+        "bitscli.daemon",
+        "rich.console",
+    ):
         assert heavy not in loaded, heavy
     own = COMMANDS[argv[0]]
     others = {f"bitscli.cli.{m}" for m in set(COMMANDS.values()) - {own}}

@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         output.internal_error(exc, debug)
         return ExitCode.FAILURE
+    finally:
+        if "bitscli.cli.options" in sys.modules:
+            sys.modules["bitscli.cli.options"].close()  # closing lets SQLite checkpoint the WAL now
 
 
 def _usage_error(exc: typer.TyperException) -> tuple[str, str]:
@@ -126,5 +129,8 @@ def _usage_error(exc: typer.TyperException) -> tuple[str, str]:
     option = message.removeprefix("No such option: ")
     if option != message and option[1:].isdigit():
         # click reads "-1" as an option; say what the user most likely meant.
-        return f"negative numbers are not accepted: {option}", "values are 0 or more; put -- before a value that starts with '-'"
+        return (
+            f"negative numbers are not accepted: {option}",
+            "values are 0 or more; put -- before a value that starts with '-'",
+        )
     return message, hint

@@ -33,7 +33,9 @@ def _text(s: str | None) -> tuple[str, object]:
 
 
 def _notify_command(job: Job) -> tuple[str, object]:
-    command = None if job.notify_program is None else {"program": job.notify_program, "parameters": job.notify_parameters}
+    command = (
+        None if job.notify_program is None else {"program": job.notify_program, "parameters": job.notify_parameters}
+    )
     return output.notify_command_text(job), command
 
 
@@ -54,36 +56,88 @@ def _reply_file(job: Job) -> tuple[str, object]:
 
 # name -> (property name in JSON, renderer, help text)
 _GETTERS: dict[str, tuple[str, Render, str]] = {
-    "getstate": ("state", lambda j: (j.state.name, j.state.name), "The job's state (QUEUED, ..., CANCELLED)."),
+    "getstate": (
+        "state",
+        lambda j: (j.state.name, j.state.name),
+        "The job's state (QUEUED, ..., CANCELLED).",
+    ),
     "gettype": ("type", lambda j: (j.type.label, j.type.label), "DOWNLOAD, UPLOAD or UPLOAD-REPLY."),
-    "getpriority": ("priority", lambda j: (j.priority.name, j.priority.name), "FOREGROUND, HIGH, NORMAL or LOW."),
+    "getpriority": (
+        "priority",
+        lambda j: (j.priority.name, j.priority.name),
+        "FOREGROUND, HIGH, NORMAL or LOW.",
+    ),
     "getbytestotal": ("bytes_total", lambda j: _size(j.bytes_total), "Total bytes, or UNKNOWN."),
-    "getbytestransferred": ("bytes_transferred", lambda j: _number(j.bytes_transferred), "Bytes transferred."),
+    "getbytestransferred": (
+        "bytes_transferred",
+        lambda j: _number(j.bytes_transferred),
+        "Bytes transferred.",
+    ),
     "getfilestotal": ("files_total", lambda j: _number(j.files_total), "Number of files."),
-    "getfilestransferred": ("files_transferred", lambda j: _number(j.files_transferred), "Files transferred."),
+    "getfilestransferred": (
+        "files_transferred",
+        lambda j: _number(j.files_transferred),
+        "Files transferred.",
+    ),
     "getcreationtime": ("creation_time", lambda j: _time(j.creation_time), "When the job was created."),
-    "getmodificationtime": ("modification_time", lambda j: _time(j.modification_time), "When it last changed."),
-    "getcompletiontime": ("completion_time", lambda j: _time(j.completion_time), "When it finished, or UNKNOWN."),
+    "getmodificationtime": (
+        "modification_time",
+        lambda j: _time(j.modification_time),
+        "When it last changed.",
+    ),
+    "getcompletiontime": (
+        "completion_time",
+        lambda j: _time(j.completion_time),
+        "When it finished, or UNKNOWN.",
+    ),
     "geterror": ("error", _error, "The error: file, code and context (fails when there is none)."),
     "geterrorcount": ("error_count", lambda j: _number(j.error_count), "How many errors the job has had."),
     "getowner": ("owner", lambda j: _text(j.owner), "The job's owner."),
     "getdisplayname": ("name", lambda j: _text(j.display_name), "The display name."),
     "getdescription": ("description", lambda j: (j.description, j.description), "The description."),
     "getnotifyflags": ("notify_flags", lambda j: _number(j.notify_flags), "The notification flags."),
-    "getnotifyinterface": ("notify_interface", lambda j: ("UNREGISTERED", "UNREGISTERED"), "Always UNREGISTERED."),
+    "getnotifyinterface": (
+        "notify_interface",
+        lambda j: ("UNREGISTERED", "UNREGISTERED"),
+        "Always UNREGISTERED.",
+    ),
     "getnotifycmdline": ("notify_command_line", _notify_command, "The notification program and parameters."),
     "getminretrydelay": ("min_retry_delay", lambda j: _number(j.min_retry_delay), "Seconds before a retry."),
-    "getnoprogresstimeout": ("no_progress_timeout", lambda j: _number(j.no_progress_timeout), "Seconds without progress before ERROR."),
-    "getmaxdownloadtime": ("max_download_time", lambda j: _number(j.max_download_time), "Maximum seconds of transfer."),
-    "getproxyusage": ("proxy_usage", lambda j: (j.proxy_usage.name, j.proxy_usage.name), "PRECONFIG, NO_PROXY, OVERRIDE or AUTODETECT."),
+    "getnoprogresstimeout": (
+        "no_progress_timeout",
+        lambda j: _number(j.no_progress_timeout),
+        "Seconds without progress before ERROR.",
+    ),
+    "getmaxdownloadtime": (
+        "max_download_time",
+        lambda j: _number(j.max_download_time),
+        "Maximum seconds of transfer.",
+    ),
+    "getproxyusage": (
+        "proxy_usage",
+        lambda j: (j.proxy_usage.name, j.proxy_usage.name),
+        "PRECONFIG, NO_PROXY, OVERRIDE or AUTODETECT.",
+    ),
     "getproxylist": ("proxy_list", lambda j: _text(j.proxy_list), "The proxy list, or NULL."),
-    "getproxybypasslist": ("proxy_bypass_list", lambda j: _text(j.proxy_bypass_list), "The proxy bypass list, or NULL."),
+    "getproxybypasslist": (
+        "proxy_bypass_list",
+        lambda j: _text(j.proxy_bypass_list),
+        "The proxy bypass list, or NULL.",
+    ),
     "getsecurityflags": ("security_flags", lambda j: _number(j.security_flags), "The security flags."),
     "gethttpmethod": ("http_method", lambda j: _text(j.http_method), "The HTTP method (GET by default)."),
-    "getaclflags": ("acl_flags", lambda j: (format_acl_flags(j.acl_flags),) * 2, "ACL flag letters from OGDS."),
+    "getaclflags": (
+        "acl_flags",
+        lambda j: (format_acl_flags(j.acl_flags),) * 2,
+        "ACL flag letters from OGDS.",
+    ),
     "getdynamic": ("dynamic", lambda j: (str(j.dynamic).upper(), j.dynamic), "TRUE for dynamic content."),
-    "getreplyfilename": ("reply_file_name", _reply_file, "The reply file of an upload-reply job, or NULL (automatic)."),
-}  # fmt: skip
+    "getreplyfilename": (
+        "reply_file_name",
+        _reply_file,
+        "The reply file of an upload-reply job, or NULL (automatic).",
+    ),
+}
 
 
 def _register(name: str, prop: str, render: Render, summary: str) -> None:
@@ -131,4 +185,3 @@ def gettemporaryname(job: JobArg, index: IndexArg, raw: RawOpt = False, as_json:
     found, _ = service.job_with_file(context(), job, index)
     name = service.temporary_name(found, index)
     output.value(name, name, job=found, prop="temporary_name", raw=raw, as_json=as_json)
-

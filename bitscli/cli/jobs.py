@@ -57,7 +57,9 @@ def addfile(job: JobArg, remote: RemoteArg, local: LocalArg) -> None:
 @app.command("addfileset", rich_help_panel=_PANEL)
 def addfileset(
     job: JobArg,
-    listfile: Annotated[str, typer.Argument(metavar="LISTFILE", help="A file of 'REMOTE LOCAL' lines, or - for stdin.")],
+    listfile: Annotated[
+        str, typer.Argument(metavar="LISTFILE", help="A file of 'REMOTE LOCAL' lines, or - for stdin.")
+    ],
 ) -> None:
     """Add every file listed in LISTFILE, all or none: one 'REMOTE LOCAL' pair per line, # for comments.
 
@@ -154,7 +156,9 @@ def complete(job: JobArg) -> None:
 
 @app.command("reset", rich_help_panel=_PANEL)
 def reset(
-    all_users: Annotated[bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")] = False,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")
+    ] = False,
 ) -> None:
     """Cancel all of your jobs.
 
@@ -164,4 +168,3 @@ def reset(
     for job in cancelled:
         output.line(f"{job.id} canceled.")
     output.line(f"{len(cancelled)} out of {total} jobs canceled.")
-

@@ -12,5 +12,16 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Print the bare value withou
 IndexArg = Annotated[int, typer.Argument(metavar="INDEX", min=0, help="The file's index in the job, from 0.")]
 
 
+_opened: list[service.Context] = []
+
+
 def context() -> service.Context:
-    return service.open_context()
+    """The command's service context; ``close()`` releases it when the command ends."""
+    if not _opened:
+        _opened.append(service.open_context())
+    return _opened[0]
+
+
+def close() -> None:
+    while _opened:
+        _opened.pop().queue.close()

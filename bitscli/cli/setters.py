@@ -13,21 +13,81 @@ from bitscli.errors import InvalidValue
 
 app = typer.Typer()
 _PANEL = "Setters"
-_ARGV_SECRET_WARNING = "{what} given on the command line can be read by other users (ps, shell history); use {flag}"
+_ARGV_EXPOSURE_WARNING = "{what} given on the command line can be read by other users (ps, shell history); use {flag}"
 
 # name -> (metavar, parser, Job field, label for the confirmation, help text)
 _SIMPLE: dict[str, tuple[str, Callable[[str], object], str, str, str]] = {
-    "setdisplayname": ("NAME", values.check_display_name, "display_name", "Display name", "Rename the job (at most 256 characters)."),
-    "setdescription": ("TEXT", values.check_description, "description", "Description", "Set the description (at most 1,024 characters)."),
-    "setpriority": ("PRIORITY", values.parse_priority, "priority", "Priority", "FOREGROUND, HIGH, NORMAL or LOW."),
-    "setnotifyflags": ("FLAGS", values.parse_notify_flags, "notify_flags", "Notification flags", "1 transferred, 2 error, 4 disable, 8 modification (default 3)."),
-    "setminretrydelay": ("SECONDS", values.parse_retry_delay, "min_retry_delay", "Minimum retry delay", "Seconds to wait after a transient error (default 600, at least 5)."),
-    "setnoprogresstimeout": ("SECONDS", lambda v: values.parse_uint(v, "the no-progress timeout"), "no_progress_timeout", "No progress timeout", "Seconds of failed retries before ERROR (default 1209600)."),
-    "setmaxdownloadtime": ("SECONDS", lambda v: values.parse_uint(v, "the maximum download time"), "max_download_time", "Maximum download time", "Seconds of transferring before ERROR (default 7776000)."),
-    "setsecurityflags": ("FLAGS", values.parse_security_flags, "security_flags", "Security flags", "TLS checks and redirect policy bits (see README)."),
-    "sethttpmethod": ("METHOD", values.parse_http_method, "http_method", "HTTP method", "The HTTP verb to use instead of GET."),
-    "setaclflags": ("FLAGS", values.parse_acl_flags, "acl_flags", "ACL flags", "Letters from O, G, D, S (owner, group, DACL, SACL)."),
-}  # fmt: skip
+    "setdisplayname": (
+        "NAME",
+        values.check_display_name,
+        "display_name",
+        "Display name",
+        "Rename the job (at most 256 characters).",
+    ),
+    "setdescription": (
+        "TEXT",
+        values.check_description,
+        "description",
+        "Description",
+        "Set the description (at most 1,024 characters).",
+    ),
+    "setpriority": (
+        "PRIORITY",
+        values.parse_priority,
+        "priority",
+        "Priority",
+        "FOREGROUND, HIGH, NORMAL or LOW.",
+    ),
+    "setnotifyflags": (
+        "FLAGS",
+        values.parse_notify_flags,
+        "notify_flags",
+        "Notification flags",
+        "1 transferred, 2 error, 4 disable, 8 modification (default 3).",
+    ),
+    "setminretrydelay": (
+        "SECONDS",
+        values.parse_retry_delay,
+        "min_retry_delay",
+        "Minimum retry delay",
+        "Seconds to wait after a transient error (default 600, at least 5).",
+    ),
+    "setnoprogresstimeout": (
+        "SECONDS",
+        lambda v: values.parse_uint(v, "the no-progress timeout"),
+        "no_progress_timeout",
+        "No progress timeout",
+        "Seconds of failed retries before ERROR (default 1209600).",
+    ),
+    "setmaxdownloadtime": (
+        "SECONDS",
+        lambda v: values.parse_uint(v, "the maximum download time"),
+        "max_download_time",
+        "Maximum download time",
+        "Seconds of transferring before ERROR (default 7776000).",
+    ),
+    "setsecurityflags": (
+        "FLAGS",
+        values.parse_security_flags,
+        "security_flags",
+        "Security flags",
+        "TLS checks and redirect policy bits (see README).",
+    ),
+    "sethttpmethod": (
+        "METHOD",
+        values.parse_http_method,
+        "http_method",
+        "HTTP method",
+        "The HTTP verb to use instead of GET.",
+    ),
+    "setaclflags": (
+        "FLAGS",
+        values.parse_acl_flags,
+        "acl_flags",
+        "ACL flags",
+        "Letters from O, G, D, S (owner, group, DACL, SACL).",
+    ),
+}
 
 
 def _show(value: object) -> str:
@@ -70,7 +130,9 @@ def setreplyfilename(job: JobArg, path: Annotated[str, typer.Argument(metavar="P
 
 
 @app.command("setvalidationstate", rich_help_panel=_PANEL)
-def setvalidationstate(job: JobArg, index: IndexArg, value: Annotated[str, typer.Argument(metavar="TRUE|FALSE")]) -> None:
+def setvalidationstate(
+    job: JobArg, index: IndexArg, value: Annotated[str, typer.Argument(metavar="TRUE|FALSE")]
+) -> None:
     """Record whether downloaded file INDEX is valid; FALSE puts the job in ERROR to fetch it again.
 
     Example: bitscli setvalidationstate nightly 0 TRUE
@@ -85,7 +147,8 @@ def setnotifycmdline(
     job: JobArg,
     program: Annotated[str, typer.Argument(metavar="PROGRAM", help="Full path of the program, or NULL.")],
     parameters: Annotated[
-        list[str] | None, typer.Argument(metavar="[PARAMETERS]...", help="The whole command line, program first; or NULL.")
+        list[str] | None,
+        typer.Argument(metavar="[PARAMETERS]...", help="The whole command line, program first; or NULL."),
     ] = None,
 ) -> None:
     """Run a program when the job is TRANSFERRED or in ERROR; NULL NULL clears it.
@@ -103,7 +166,9 @@ def setproxysettings(
     job: JobArg,
     usage: Annotated[str, typer.Argument(metavar="USAGE", help="PRECONFIG, AUTODETECT, NO_PROXY or OVERRIDE.")],
     proxy_list: Annotated[str | None, typer.Argument(metavar="[LIST]", help="host:port,... (OVERRIDE only).")] = None,
-    bypass: Annotated[str | None, typer.Argument(metavar="[BYPASS]", help="Hosts that skip the proxy, or NULL.")] = None,
+    bypass: Annotated[
+        str | None, typer.Argument(metavar="[BYPASS]", help="Hosts that skip the proxy, or NULL.")
+    ] = None,
 ) -> None:
     """Choose how the job reaches the server.
 
@@ -129,10 +194,12 @@ def setcredentials(
     scheme: Annotated[str, typer.Argument(metavar="SCHEME", help="BASIC, DIGEST, NTLM or NEGOTIATE.")],
     username: Annotated[str, typer.Argument(metavar="USER", help="User name, or NULL for implicit credentials.")],
     password_arg: Annotated[
-        str | None, typer.Argument(metavar="[PASSWORD]", help="Discouraged (visible in ps): use --password-file.")
+        str | None,
+        typer.Argument(metavar="[PASSWORD]", help="Discouraged (visible in ps): use --password-file."),
     ] = None,
     password_file: Annotated[
-        str | None, typer.Option("--password-file", metavar="FILE", help="Read the password from FILE (- for stdin).")
+        str | None,
+        typer.Option("--password-file", metavar="FILE", help="Read the password from FILE (- for stdin)."),
     ] = None,
 ) -> None:
     """Store credentials for the server or proxy; they can never be read back.
@@ -146,11 +213,14 @@ def setcredentials(
     if password_file is not None:
         password = _read_secret(password_file)
     elif password_arg is not None and password_arg.upper() != "NULL":
-        output.warning(_ARGV_SECRET_WARNING.format(what="a password", flag="--password-file - (stdin)"))
+        output.warning(_ARGV_EXPOSURE_WARNING.format(what="a password", flag="--password-file - (stdin)"))
         password = password_arg
     parsed_target, parsed_scheme = connection.parse_auth_target(target), connection.parse_auth_scheme(scheme)
     if user is not None and password is None and parsed_scheme.name in ("BASIC", "DIGEST"):
-        raise InvalidValue(f"{parsed_scheme.name} needs a password", hint="pass it with --password-file FILE (or - for stdin)")
+        raise InvalidValue(
+            f"{parsed_scheme.name} needs a password",
+            hint="pass it with --password-file FILE (or - for stdin)",
+        )
     service.set_credentials(context(), job, parsed_target, parsed_scheme, user, password)
     output.line(f"Credentials set for {parsed_target.name} {parsed_scheme.name}.")
 
@@ -174,9 +244,12 @@ def removecredentials(
 @app.command("setcustomheaders", rich_help_panel=_PANEL)
 def setcustomheaders(
     job: JobArg,
-    headers: Annotated[list[str] | None, typer.Argument(metavar="[HEADER]...", help='"Name: value" each, or NULL to clear.')] = None,
+    headers: Annotated[
+        list[str] | None, typer.Argument(metavar="[HEADER]...", help='"Name: value" each, or NULL to clear.')
+    ] = None,
     from_file: Annotated[
-        str | None, typer.Option("--from-file", metavar="FILE", help="Read one header per line from FILE (- for stdin).")
+        str | None,
+        typer.Option("--from-file", metavar="FILE", help="Read one header per line from FILE (- for stdin)."),
     ] = None,
 ) -> None:
     """Replace the headers sent with every request of the job.
@@ -190,7 +263,7 @@ def setcustomheaders(
     lines = _read_secret(from_file).splitlines() if from_file is not None else headers or []
     parsed = connection.parse_custom_headers(lines)
     if from_file is None and any(connection.redact_header(h) != h for h in parsed):
-        output.warning(_ARGV_SECRET_WARNING.format(what="secret headers", flag="--from-file"))
+        output.warning(_ARGV_EXPOSURE_WARNING.format(what="secret headers", flag="--from-file"))
     service.set_properties(context(), job, custom_headers=parsed)
     output.line(f"{len(parsed)} custom header(s) set.")
 

@@ -26,9 +26,12 @@ def info(job: JobArg, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> 
 def list_(
     verbose: VerboseOpt = False,
     include_final: Annotated[
-        bool, typer.Option("--all", help="Include finished (ACKNOWLEDGED and CANCELLED) jobs still in history.")
+        bool,
+        typer.Option("--all", help="Include finished (ACKNOWLEDGED and CANCELLED) jobs still in history."),
     ] = False,
-    all_users: Annotated[bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")] = False,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List your jobs, oldest first.
