@@ -244,15 +244,36 @@ def _jobs_table(items: list[Job]) -> None:
     from rich.console import Console  # deferred: only a terminal gets the table
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for title in ("GUID", "NAME", "STATE", "PRIORITY", "FILES", "BYTES"):
-        table.add_column(title, no_wrap=title == "GUID")
+    console = Console()
+    # The GUID stays whole (people paste it); the name comes last and wraps; PRIORITY needs room.
+    columns = ["GUID", "STATE", *(["PRIORITY"] if console.width >= 100 else []), "FILES", "BYTES", "NAME"]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for title in columns:
+        table.add_column(title, no_wrap=title != "NAME", overflow="fold", min_width=6 if title == "NAME" else None)
     for j in items:
-        table.add_row(
-            j.id, j.display_name, j.state.name, j.priority.name, f"{j.files_transferred} / {j.files_total}",
-            f"{j.bytes_transferred} / {fmt_size(j.bytes_total)}",
-        )  # fmt: skip
-    Console().print(table)
+        cells = {
+            "GUID": j.id,
+            "STATE": j.state.name,
+            "PRIORITY": j.priority.name,
+            "FILES": f"{j.files_transferred}/{j.files_total}",
+            "BYTES": f"{human_size(j.bytes_transferred)}/{human_size(j.bytes_total)}",
+            "NAME": j.display_name,
+        }
+        table.add_row(*(cells[c] for c in columns))
+    console.print(table)
+
+
+def human_size(n: int) -> str:
+    if n == UNKNOWN:
+        return "?"
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1024:.1f} TiB"
 
 
 def files(job: Job, *, as_json: bool) -> None:

@@ -231,3 +231,16 @@ def test_complete_on_a_finished_job_is_refused(cli, ok, job) -> None:
     assert result.exit_code == ExitCode.INVALID_STATE
     assert "0x80200002" in result.stderr
     assert "CANCELLED" in result.stderr
+
+
+def test_list_on_a_terminal_is_a_table(ok, job, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    out = ok("list").stdout
+    assert "GUID" in out
+    assert "STATE" in out  # the table's header row
+    assert job in out  # whole, so it can be pasted
+    assert "SUSPENDED" in out  # never truncated, even on an 80-column terminal
+    assert "job1" in out
+    assert out.endswith("Listed 1 job(s).\n")
