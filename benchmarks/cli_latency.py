@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -70,8 +69,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
-    bitscli = shutil.which("bitscli")
-    base = [bitscli] if bitscli else [sys.executable, "-m", "bitscli"]
+    # The console script installed beside this interpreter: a PATH look-up may find a wrapper (pyenv's
+    # shims are bash scripts that re-exec), which would charge the wrapper's cost to bitscli.
+    script = Path(sys.executable).parent / "bitscli"
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "bitscli"]
+    print(f"bitscli: {' '.join(base)}; python: {sys.executable}")
+    # pip compiles bytecode when it installs a package; an editable install (and PYTHONDONTWRITEBYTECODE,
+    # set on some machines) would otherwise recompile bitscli's sources on every run, and typer's not.
+    import bitscli
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(bitscli.__file__).parent)], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         floor = root / "floor.py"
