@@ -145,6 +145,8 @@ class JobFile:
     completed: bool = False
     ranges: tuple[ByteRange, ...] = ()
     validation_state: bool = False
+    etag: str | None = None  # validators of the remote version the part file holds (If-Range)
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,9 @@ class Job:
     reply_file_name: str | None = None
     error: JobError | None = None
     error_count: int = 0
+    retry_at: float | None = None  # TRANSIENT_ERROR: when the job goes back to QUEUED (wall clock)
+    transient_since: float | None = None  # first transient error without progress since (no-progress timer)
+    active_seconds: float = 0.0  # time in CONNECTING/TRANSFERRING since the last resume (max download time)
 
     @property
     def files_total(self) -> int:
@@ -244,7 +249,11 @@ def resume(job: Job, now: float) -> Job:
             code=HResult.BG_E_EMPTY,
         )
     if job.state in (JobState.SUSPENDED, JobState.ERROR, JobState.TRANSIENT_ERROR):
-        return dataclasses.replace(job, state=JobState.QUEUED, error=None, started=True, modification_time=now)
+        # Resume clears the error and restarts the retry and download-time clocks (bits.md §2.4).
+        return dataclasses.replace(
+            job, state=JobState.QUEUED, error=None, started=True, modification_time=now, retry_at=None,
+            transient_since=None, active_seconds=0.0,
+        )  # fmt: skip
     return job  # an action state, or TRANSFERRED: nothing to do
 
 

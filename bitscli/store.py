@@ -1,4 +1,4 @@
-"""The job queue on disk: SQLite in WAL mode, schema migrations, transactions; the only module with SQL."""
+"""The job queue on disk: SQLite in WAL mode, migrations, transactions; with schema.py, the only SQL."""
 
 from __future__ import annotations
 
@@ -7,109 +7,23 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from bitscli import paths
 from bitscli.errors import QueueError
-from bitscli.model import (
-    LENGTH_TO_EOF,
-    AuthScheme,
-    AuthTarget,
-    ByteRange,
-    Credential,
-    ErrorContext,
-    Job,
-    JobError,
-    JobFile,
-    JobPriority,
-    JobState,
-    JobType,
-    ProxyUsage,
+from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState
+from bitscli.schema import (
+    APPLICATION_ID,
+    FILE_COLUMNS,
+    JOB_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    decode_file,
+    decode_job,
+    encode_file,
+    encode_job,
 )
 
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 _FINAL_STATES = (int(JobState.ACKNOWLEDGED), int(JobState.CANCELLED))
-
-# Each entry upgrades the schema by one version; statements run in one transaction.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE jobs (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            display_name TEXT NOT NULL,
-            description TEXT NOT NULL,
-            type INTEGER NOT NULL,
-            state INTEGER NOT NULL,
-            priority INTEGER NOT NULL,
-            owner TEXT NOT NULL,
-            creation_time REAL NOT NULL,
-            modification_time REAL NOT NULL,
-            completion_time REAL,
-            started INTEGER NOT NULL,
-            notify_flags INTEGER NOT NULL,
-            notify_program TEXT,
-            notify_parameters TEXT,
-            min_retry_delay INTEGER NOT NULL,
-            no_progress_timeout INTEGER NOT NULL,
-            max_download_time INTEGER NOT NULL,
-            proxy_usage INTEGER NOT NULL,
-            proxy_list TEXT,
-            proxy_bypass_list TEXT,
-            custom_headers TEXT,
-            custom_headers_write_only INTEGER NOT NULL,
-            security_flags INTEGER NOT NULL,
-            http_method TEXT NOT NULL,
-            acl_flags INTEGER NOT NULL,
-            dynamic INTEGER NOT NULL,
-            reply_file_name TEXT,
-            error_count INTEGER NOT NULL,
-            error_code INTEGER,
-            error_context INTEGER,
-            error_file INTEGER,
-            error_message TEXT
-        )""",
-        "CREATE INDEX jobs_by_name ON jobs (display_name)",
-        "CREATE INDEX jobs_by_state ON jobs (state, modification_time)",
-        """CREATE TABLE files (
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            remote_name TEXT NOT NULL,
-            local_name TEXT NOT NULL,
-            bytes_total INTEGER NOT NULL,
-            bytes_transferred INTEGER NOT NULL,
-            completed INTEGER NOT NULL,
-            ranges TEXT NOT NULL,
-            validation_state INTEGER NOT NULL,
-            PRIMARY KEY (job_id, idx)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE credentials (
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-            target INTEGER NOT NULL,
-            scheme INTEGER NOT NULL,
-            username TEXT,
-            password TEXT,
-            PRIMARY KEY (job_id, target, scheme)
-        ) WITHOUT ROWID""",
-    ),
-)
-
-_JOB_FIELDS = (
-    "id", "display_name", "description", "type", "state", "priority", "owner", "creation_time",
-    "modification_time", "completion_time", "started", "notify_flags", "notify_program", "notify_parameters",
-    "min_retry_delay", "no_progress_timeout", "max_download_time", "proxy_usage", "proxy_list",
-    "proxy_bypass_list", "custom_headers", "custom_headers_write_only", "security_flags", "http_method",
-    "acl_flags", "dynamic", "reply_file_name", "error_count",
-)  # fmt: skip
-_ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
-_JOB_COLUMNS = _JOB_FIELDS + _ERROR_COLUMNS
-_FILE_COLUMNS = (
-    "remote_name", "local_name", "bytes_total", "bytes_transferred", "completed", "ranges", "validation_state"
-)  # fmt: skip
-_TYPES = tuple(JobType)
-_STATES = tuple(JobState)
-_PRIORITIES = tuple(JobPriority)
-_PROXY_USAGES = tuple(ProxyUsage)
 
 
 def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0) -> Queue:
@@ -221,7 +135,7 @@ class Queue:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for statements in _MIGRATIONS[version:]:
+                for statements in MIGRATIONS[version:]:
                     for statement in statements:
                         self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -286,15 +200,15 @@ class Transaction:
         return self._conn.execute(f"SELECT count(*) FROM jobs WHERE state NOT IN {_FINAL_STATES}").fetchone()[0]
 
     def insert(self, job: Job) -> None:
-        marks = ", ".join("?" * len(_JOB_COLUMNS))
-        self._conn.execute(f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({marks})", _encode_job(job))
+        marks = ", ".join("?" * len(JOB_COLUMNS))
+        self._conn.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({marks})", encode_job(job))
         self._write_files(job.id, enumerate(job.files))
         self._write_credentials(job.id, job.credentials)
 
     def update(self, job: Job, previous: Job) -> None:
         """Store ``job``, writing only the file rows that differ from ``previous``."""
-        assignments = ", ".join(f"{c} = ?" for c in _JOB_COLUMNS)
-        self._conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*_encode_job(job), job.id))
+        assignments = ", ".join(f"{c} = ?" for c in JOB_COLUMNS)
+        self._conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encode_job(job), job.id))
         if job.files != previous.files:
             old = previous.files
             self._write_files(job.id, ((i, f) for i, f in enumerate(job.files) if i >= len(old) or f != old[i]))
@@ -311,9 +225,9 @@ class Transaction:
 
     def _write_files(self, job_id: str, files: Iterable[tuple[int, JobFile]]) -> None:
         self._conn.executemany(
-            f"INSERT OR REPLACE INTO files (job_id, idx, {', '.join(_FILE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * (len(_FILE_COLUMNS) + 2))})",
-            ((job_id, i, *_encode_file(f)) for i, f in files),
+            f"INSERT OR REPLACE INTO files (job_id, idx, {', '.join(FILE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * (len(FILE_COLUMNS) + 2))})",
+            ((job_id, i, *encode_file(f)) for i, f in files),
         )
 
     def _write_credentials(self, job_id: str, credentials: Sequence[Credential]) -> None:
@@ -324,17 +238,17 @@ class Transaction:
 
     def _load(self, where: str, params: tuple[object, ...]) -> list[Job]:
         """Jobs matching ``where``, oldest first, with their files and credentials."""
-        rows = self._conn.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs {where} ORDER BY seq", params).fetchall()
+        rows = self._conn.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs {where} ORDER BY seq", params).fetchall()
         if not rows:
             return []
         # One query per child table, restricted to the selected jobs, keeps `list` of 10,000 jobs fast.
         selected = f"SELECT id FROM jobs {where}"
         files: dict[str, list[JobFile]] = {}
         for job_id, *values in self._conn.execute(
-            f"SELECT job_id, {', '.join(_FILE_COLUMNS)} FROM files WHERE job_id IN ({selected}) ORDER BY job_id, idx",
+            f"SELECT job_id, {', '.join(FILE_COLUMNS)} FROM files WHERE job_id IN ({selected}) ORDER BY job_id, idx",
             params,
         ):
-            files.setdefault(job_id, []).append(_decode_file(values))
+            files.setdefault(job_id, []).append(decode_file(values))
         credentials: dict[str, list[Credential]] = {}
         for job_id, target, scheme, user, password in self._conn.execute(
             f"SELECT job_id, target, scheme, username, password FROM credentials WHERE job_id IN ({selected})",
@@ -343,52 +257,4 @@ class Transaction:
             credentials.setdefault(job_id, []).append(
                 Credential(AuthTarget(target), AuthScheme(scheme), user, password)
             )
-        return [_decode_job(row, tuple(files.get(row[0], ())), tuple(credentials.get(row[0], ()))) for row in rows]
-
-
-def _encode_job(job: Job) -> tuple[object, ...]:
-    values: list[object] = []
-    for name in _JOB_FIELDS:
-        value = getattr(job, name)
-        if name == "custom_headers":
-            value = "\r\n".join(value) if value else None
-        elif isinstance(value, bool):
-            value = int(value)
-        values.append(value)
-    error = job.error
-    if error is None:
-        values.extend((None, None, None, None))
-    else:
-        values.extend((error.code, int(error.context), error.file_index, error.message))
-    return tuple(values)
-
-
-def _decode_job(row: Sequence[Any], files: tuple[JobFile, ...], credentials: tuple[Credential, ...]) -> Job:
-    # dict(zip()) and tuple look-ups instead of Enum(value) calls: `list` decodes 10,000 jobs.
-    fields = dict(zip(_JOB_FIELDS, row, strict=False))
-    fields["type"] = _TYPES[fields["type"]]
-    fields["state"] = _STATES[fields["state"]]
-    fields["priority"] = _PRIORITIES[fields["priority"]]
-    fields["proxy_usage"] = _PROXY_USAGES[fields["proxy_usage"]]
-    for name in ("started", "custom_headers_write_only", "dynamic"):
-        fields[name] = bool(fields[name])
-    headers = fields["custom_headers"]
-    fields["custom_headers"] = tuple(headers.split("\r\n")) if headers else ()
-    code, context, file_index, message = row[len(_JOB_FIELDS) :]
-    error = None if code is None else JobError(code, ErrorContext(context), file_index, message or "")
-    return Job(**fields, files=files, credentials=credentials, error=error)
-
-
-def _encode_file(f: JobFile) -> tuple[object, ...]:
-    ranges = ",".join(str(r) for r in f.ranges)
-    return (f.remote_name, f.local_name, f.bytes_total, f.bytes_transferred, int(f.completed), ranges,
-            int(f.validation_state))  # fmt: skip
-
-
-def _decode_file(values: Sequence[Any]) -> JobFile:
-    remote, local, total, done, completed, ranges, valid = values
-    parsed = []
-    for item in ranges.split(",") if ranges else ():
-        offset, _, length = item.partition(":")
-        parsed.append(ByteRange(int(offset), LENGTH_TO_EOF if length == "eof" else int(length)))
-    return JobFile(remote, local, total, done, bool(completed), tuple(parsed), bool(valid))
+        return [decode_job(row, tuple(files.get(row[0], ())), tuple(credentials.get(row[0], ()))) for row in rows]

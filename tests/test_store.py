@@ -171,3 +171,28 @@ def test_busy_queue_times_out_with_a_clear_error(home: Path) -> None:
         pass
     holder.close()
     waiter.close()
+
+
+def test_an_old_queue_is_migrated_in_place_keeping_its_jobs(ok, home: Path) -> None:
+    from bitscli import schema
+
+    home.mkdir()
+    db = home / "queue.db"
+    conn = sqlite3.connect(db)
+    for statement in schema.MIGRATIONS[0]:  # exactly what schema version 1 created
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO jobs (id, display_name, description, type, state, priority, owner, creation_time,"
+        " modification_time, started, notify_flags, min_retry_delay, no_progress_timeout, max_download_time,"
+        " proxy_usage, custom_headers_write_only, security_flags, http_method, acl_flags, dynamic, error_count)"
+        " VALUES ('{00000000-0000-0000-0000-0000000000C1}', 'old', '', 0, 3, 2, 'me', 1, 1, 0, 3, 600, 1209600,"
+        " 7776000, 0, 0, 0, 'GET', 0, 0, 0)"
+    )
+    conn.execute(f"PRAGMA application_id = {store.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    assert ok("getstate", "old").stdout == "SUSPENDED\n"
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert conn.execute("SELECT active_seconds FROM jobs").fetchone()[0] == 0
