@@ -18,6 +18,38 @@ def part_path(local_name: str, job_id: str, index: int) -> str:
     return os.path.join(directory, f".{base[:_MAX_BASE]}.{guid}.{index}{PART_SUFFIX}")
 
 
+def open_part(part: str, offset: int) -> tuple[int, int]:
+    """Open the part file for writing at the durable offset; returns (fd, offset).
+
+    Bytes past the recorded offset were never acknowledged (the daemon may have died before the fsync),
+    so they are cut off; a part file shorter than the offset (lost, or the disk lied) restarts lower.
+    """
+    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        start = min(size, offset)
+        if size != start:
+            os.ftruncate(fd, start)
+        os.lseek(fd, start, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, start
+
+
+def restart(fd: int) -> None:
+    """Throw the part file's content away: the remote changed or ignored our range."""
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
 def fsync_directory(path: str) -> None:
     """Make a rename in ``path`` durable; a no-op where directories cannot be opened (Windows)."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)

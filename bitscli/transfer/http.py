@@ -1,0 +1,298 @@
+"""HTTP(S) downloads into part files: HEAD, ranged GETs with If-Range, validators, durable offsets."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+
+from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
+from bitscli.transfer import files
+from bitscli.transfer.classify import (
+    BG_E_INSUFFICIENT_RANGE_SUPPORT,
+    BG_E_TOO_MANY_REDIRECTS,
+    HTTP_STATUS_BASE,
+    TransferError,
+    http_error,
+    local_error,
+    protocol_error,
+    transport_error,
+)
+
+CHUNK = 1 << 20  # large reads and os.write: no per-byte Python (design.md)
+CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
+CHECKPOINT_SECONDS = 1.0  # ...or this often, whichever comes first
+MAX_REDIRECTS = 10
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class Version:
+    """What identifies one version of a remote file: its size and validators (bits.md §2.7)."""
+
+    size: int = UNKNOWN
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def differs_from(self, other: Version) -> bool:
+        """True when both sides know a value and the values disagree."""
+        pairs = ((self.size, other.size, UNKNOWN), (self.etag, other.etag, None))
+        if any(a != b for a, b, unknown in pairs if a != unknown and b != unknown):
+            return True
+        return bool(self.last_modified and other.last_modified and self.last_modified != other.last_modified)
+
+    def if_range(self) -> str | None:
+        """The validator for If-Range: a strong ETag, else Last-Modified (weak ETags are not allowed, RFC 9110 §13.1.5)."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+@dataclass
+class Download:
+    """One file to fetch: where from, into which part file, and what is already there."""
+
+    url: str
+    part: str
+    offset: int = 0  # durable bytes already in the part file
+    known: Version = field(default_factory=Version)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    security_flags: int = 0
+    dynamic: bool = False
+    timeout: tuple[float, float] = (30.0, 60.0)  # connect, read
+    request_options: Mapping[str, Any] = field(default_factory=dict)  # auth, proxies, verify
+
+
+class Progress(Protocol):
+    """How the engine reports to the daemon; every checkpoint follows an fsync of the part file."""
+
+    def transferring(self) -> None: ...
+
+    def checkpoint(self, offset: int, version: Version, url: str) -> None: ...
+
+    def stop_requested(self) -> bool: ...
+
+
+class Stopped(Exception):
+    """The daemon asked the transfer to stop (suspend, cancel, pre-emption); progress is saved."""
+
+
+def parse_content_range(value: str) -> tuple[int, int, int]:
+    """``bytes first-last/total`` -> (first, last, total); total is UNKNOWN for ``*``."""
+    match = _CONTENT_RANGE.match(value or "")
+    if not match:
+        raise ValueError(f"malformed Content-Range {value!r}")
+    first, last = int(match.group(1)), int(match.group(2))
+    total = UNKNOWN if match.group(3) == "*" else int(match.group(3))
+    if last < first or (total != UNKNOWN and last >= total):
+        raise ValueError(f"impossible Content-Range {value!r}")
+    return first, last, total
+
+
+def version_of(response: requests.Response, size: int) -> Version:
+    return Version(size, response.headers.get("ETag"), response.headers.get("Last-Modified"))
+
+
+def download(session: requests.Session, job: Download, progress: Progress) -> Version:
+    """Fetch ``job.url`` into ``job.part`` from the durable offset; returns the version now complete."""
+    try:
+        fd, offset = files.open_part(job.part, job.offset)
+    except OSError as exc:
+        raise local_error(exc, job.part) from None
+    try:
+        return _download(session, job, progress, fd, offset)
+    finally:
+        os.close(fd)
+
+
+def _download(session: requests.Session, job: Download, progress: Progress, fd: int, offset: int) -> Version:
+    known = job.known
+    if job.dynamic:
+        # Dynamic content has no stable length or ranges: always from byte 0 (bits.md §3).
+        if offset:
+            _restart(fd, progress, job.url)
+        return _fetch(session, job, progress, fd, 0, Version())
+    head, url = _head(session, job)
+    if head is not None:
+        if offset and head.differs_from(known):
+            # The remote changed since our bytes were written: only this file starts again (bits.md §2.7).
+            _restart(fd, progress, url)
+            offset, known = 0, head
+        elif head.size != UNKNOWN and offset == head.size:
+            progress.checkpoint(offset, head, url)
+            return head
+        known = (
+            head
+            if not offset
+            else Version(head.size, known.etag or head.etag, known.last_modified or head.last_modified)
+        )
+    return _fetch(session, job, progress, fd, offset, known)
+
+
+def _restart(fd: int, progress: Progress, url: str) -> None:
+    try:
+        files.restart(fd)
+    except OSError as exc:
+        raise local_error(exc, "part file") from None
+    progress.checkpoint(0, Version(), url)
+
+
+def _request(
+    session: requests.Session, method: str, job: Download, headers: dict[str, str]
+) -> tuple[requests.Response, str]:
+    """One request, following redirects ourselves so the job's redirect policy applies (bits.md §3)."""
+    url = job.url
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            response = session.request(
+                method, url, headers=headers, stream=True, allow_redirects=False, timeout=job.timeout,
+                **job.request_options,
+            )  # fmt: skip
+        except requests.RequestException as exc:
+            raise transport_error(exc, url) from None
+        location = response.headers.get("Location")
+        if response.status_code not in _REDIRECTS or not location:
+            return response, url
+        response.close()
+        target = urljoin(url, location)
+        _check_redirect(job.security_flags, url, target, response.status_code)
+        url = target
+    raise TransferError(
+        f"more than {MAX_REDIRECTS} redirects from {job.url}", code=BG_E_TOO_MANY_REDIRECTS,
+        context=ErrorContext.REMOTE_FILE, transient=False,
+    )  # fmt: skip
+
+
+def _check_redirect(flags: int, source: str, target: str, status: int) -> None:
+    def refuse(why: str) -> TransferError:
+        return TransferError(
+            f"redirect from {source} to {target} refused: {why}", code=HTTP_STATUS_BASE + status,
+            context=ErrorContext.REMOTE_FILE, transient=False,
+        )  # fmt: skip
+
+    if flags & SecurityFlags.REDIRECT_POLICY_DISALLOW:
+        raise refuse("the job's security flags disallow redirects")
+    scheme = urlsplit(target).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise refuse(f"bitscli follows redirects to http and https only, not {scheme}")
+    downgrade = urlsplit(source).scheme.lower() == "https" and scheme == "http"
+    if downgrade and not flags & SecurityFlags.REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP:
+        raise refuse("HTTPS to HTTP needs security flag 0x800")
+
+
+def _base_headers(job: Download) -> dict[str, str]:
+    # identity: byte offsets must count the bytes as stored, not a compressed form of them.
+    return {**job.headers, "Accept-Encoding": "identity"}
+
+
+def _head(session: requests.Session, job: Download) -> tuple[Version | None, str]:
+    """Size and validators from HEAD; None when the server will not answer HEAD (we then just GET)."""
+    response, url = _request(session, "HEAD", job, _base_headers(job))
+    with response:
+        status = response.status_code
+        if status == 200:
+            length = response.headers.get("Content-Length", "")
+            return version_of(response, int(length) if length.isdigit() else UNKNOWN), url
+        # A missing file, a refused login or a failing server gives the same answer to GET: stop here.
+        if status in (401, 404, 407, 410) or (status >= 500 and status not in (501,)):
+            raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
+        return None, url  # 405, 501, or a signed URL that only allows GET: skip HEAD
+
+
+def _fetch(
+    session: requests.Session, job: Download, progress: Progress, fd: int, offset: int, known: Version
+) -> Version:
+    headers = _base_headers(job)
+    validator = known.if_range() if offset else None
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        if validator:
+            headers["If-Range"] = validator
+    response, url = _request(session, "GET", job, headers)
+    with response:
+        status = response.status_code
+        if status == 416 and offset and known.size == offset:
+            progress.checkpoint(offset, known, url)
+            return known  # we already had every byte
+        if status == 206 and offset:
+            expected = _check_partial(response, offset, known)
+            version = Version(expected, response.headers.get("ETag") or known.etag,
+                              response.headers.get("Last-Modified") or known.last_modified)  # fmt: skip
+        elif status == 200:
+            if offset:
+                # A 200 to a ranged request: the server ignored Range, or If-Range said the file changed.
+                _restart(fd, progress, url)
+                offset = 0
+            length = response.headers.get("Content-Length", "")
+            version = version_of(response, int(length) if length.isdigit() else UNKNOWN)
+        elif status == 416:
+            _restart(fd, progress, url)  # our offset is past the end: the file shrank; start over
+            raise protocol_error(f"the server says byte {offset} is past the end of {url}; restarting the file")
+        else:
+            raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
+        progress.transferring()
+        return _stream(response, fd, offset, version, progress, url)
+
+
+def _check_partial(response: requests.Response, offset: int, known: Version) -> int:
+    """Validate a 206 against what we asked for; returns the file's total size. Never spliced if wrong."""
+    try:
+        first, _last, total = parse_content_range(response.headers.get("Content-Range", ""))
+    except ValueError as exc:
+        raise protocol_error(str(exc), code=BG_E_INSUFFICIENT_RANGE_SUPPORT) from None
+    if first != offset:
+        raise protocol_error(
+            f"asked for bytes from {offset}, the server sent from {first}", code=BG_E_INSUFFICIENT_RANGE_SUPPORT
+        )
+    if known.size != UNKNOWN and total != UNKNOWN and total != known.size:
+        raise protocol_error(f"the file's size changed from {known.size} to {total} during the transfer")
+    return total
+
+
+def _stream(
+    response: requests.Response, fd: int, offset: int, version: Version, progress: Progress, url: str
+) -> Version:
+    """Copy the body to the part file; checkpoints only ever name fsynced bytes."""
+    raw = response.raw
+    synced_at, synced_offset = time.monotonic(), offset
+    try:
+        while True:
+            if progress.stop_requested():
+                raise Stopped
+            chunk = raw.read1(CHUNK, decode_content=False)
+            if not chunk:
+                break
+            files.write_all(fd, chunk)
+            offset += len(chunk)
+            if offset - synced_offset >= CHECKPOINT_BYTES or time.monotonic() - synced_at >= CHECKPOINT_SECONDS:
+                os.fsync(fd)
+                progress.checkpoint(offset, version, url)
+                synced_at, synced_offset = time.monotonic(), offset
+    except (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError) as exc:
+        _save(fd, progress, offset, version, url)
+        raise transport_error(exc, url) from None
+    except OSError as exc:  # the disk, not the network: the socket errors are caught above
+        raise local_error(exc, "part file") from None
+    except Stopped:
+        _save(fd, progress, offset, version, url)
+        raise
+    _save(fd, progress, offset, version, url)
+    if version.size != UNKNOWN and offset != version.size:
+        raise protocol_error(f"the body ended at byte {offset} of {version.size} from {url}")
+    return Version(offset, version.etag, version.last_modified)
+
+
+def _save(fd: int, progress: Progress, offset: int, version: Version, url: str) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise local_error(exc, "part file") from None
+    progress.checkpoint(offset, version, url)

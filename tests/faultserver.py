@@ -1,0 +1,171 @@
+"""A real HTTP server on 127.0.0.1 for tests: files with Range/If-Range, and faults scripted per request."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Fault:
+    """What the next matching GET does instead of behaving."""
+
+    path: str | None = None  # None: any path
+    status: int | None = None  # answer this status with an empty body
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers for `status`
+    reset_after: int | None = None  # send this many body bytes, then a TCP reset
+    truncate_after: int | None = None  # send this many body bytes, then close cleanly
+    ignore_range: bool = False  # answer 200 with the whole file
+    wrong_range: bool = False  # answer 206 starting 10 bytes later than asked
+    trickle: float | None = None  # seconds between single bytes
+    times: int = 1  # how many requests this fault applies to
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class FaultServer:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.versions: dict[str, int] = {}
+        self.faults: deque[Fault] = deque()
+        self.seen: list[Seen] = []
+        self.head_allowed = True
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(_Handler):
+            owner = server
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def put(self, path: str, data: bytes) -> None:
+        with self.lock:
+            self.files[path] = data
+            self.versions[path] = self.versions.get(path, 0) + 1
+
+    def etag(self, path: str) -> str:
+        digest = hashlib.sha256(self.files[path]).hexdigest()[:16]
+        return f'"{digest}-{self.versions[path]}"'
+
+    def fault(self, **kwargs: object) -> None:
+        self.faults.append(Fault(**kwargs))  # type: ignore[arg-type]
+
+    def take_fault(self, path: str, head: bool) -> Fault | None:
+        """The next fault for this request; HEAD only takes status faults (body faults need a body)."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.path in (None, path) and (not head or fault.status):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def gets(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.method == "GET" and s.path == path]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FaultServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, head: bool) -> None:
+        owner = self.owner
+        owner.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+        if head and not owner.head_allowed:
+            return self._empty(405)
+        data = owner.files.get(self.path)
+        fault = owner.take_fault(self.path, head)
+        if fault and fault.status:
+            return self._empty(fault.status, fault.headers)
+        if data is None:
+            return self._empty(404)
+        etag = owner.etag(self.path)
+        start = 0
+        range_header = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if range_header and (if_range is None or if_range == etag) and not (fault and fault.ignore_range):
+            start = int(range_header.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                return self._empty(416, {"Content-Range": f"bytes */{len(data)}"})
+        status = 206 if range_header and start else 200
+        if fault and fault.wrong_range and status == 206:
+            start += 10
+        body = data[start:]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", formatdate(1_700_000_000 + owner.versions[self.path], usegmt=True))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if head:
+            return None
+        self._body(body, fault)
+        return None
+
+    def _body(self, body: bytes, fault: Fault | None) -> None:
+        if fault and fault.trickle:
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(fault.trickle)
+            return
+        if fault and fault.reset_after is not None:
+            self.wfile.write(body[: fault.reset_after])
+            self.wfile.flush()
+            # SO_LINGER 0 makes close() send RST: the client sees "connection reset", mid-body.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        if fault and fault.truncate_after is not None:
+            self.wfile.write(body[: fault.truncate_after])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()

@@ -1,0 +1,297 @@
+"""The download engine against a real local server that misbehaves on request."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bitscli.model import UNKNOWN, ErrorContext
+from bitscli.transfer.classify import TransferError, parse_retry_after, status_is_transient
+from bitscli.transfer.http import Download, Stopped, Version, download, parse_content_range
+
+from .faultserver import FaultServer
+
+DATA = os.urandom(3 * 1024 * 1024 + 123)
+
+
+class Recorder:
+    """Progress that remembers checkpoints, and can ask the engine to stop."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.checkpoints: list[tuple[int, Version]] = []
+        self.transferring_calls = 0
+        self.stop_after = stop_after
+
+    def transferring(self) -> None:
+        self.transferring_calls += 1
+
+    def checkpoint(self, offset: int, version: Version, url: str) -> None:
+        self.checkpoints.append((offset, version))
+
+    def stop_requested(self) -> bool:
+        return self.stop_after is not None and bool(self.checkpoints) and self.checkpoints[-1][0] >= self.stop_after
+
+    @property
+    def offset(self) -> int:
+        return self.checkpoints[-1][0]
+
+    @property
+    def version(self) -> Version:
+        return self.checkpoints[-1][1]
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    srv = FaultServer()
+    srv.put("/f", DATA)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        s.trust_env = False
+        yield s
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch(session, server, part: Path, recorder: Recorder, **kw) -> Version:
+    job = Download(url=server.url(kw.pop("path", "/f")), part=str(part), timeout=(5, 5), **kw)
+    return download(session, job, recorder)
+
+
+def resume_from(recorder: Recorder) -> dict:
+    return {"offset": recorder.offset, "known": recorder.version}
+
+
+def test_whole_file(server, session, tmp_path: Path) -> None:
+    part, rec = tmp_path / "p", Recorder()
+    version = fetch(session, server, part, rec)
+    assert sha(part.read_bytes()) == sha(DATA)
+    assert version.size == len(DATA)
+    assert version.etag == server.etag("/f")
+    assert rec.offset == len(DATA)
+    assert server.gets("/f")[0].headers.get("Accept-Encoding") == "identity"
+
+
+def test_resume_after_reset_mid_body_uses_range_and_if_range(server, session, tmp_path: Path) -> None:
+    part, rec = tmp_path / "p", Recorder()
+    server.fault(reset_after=1_000_000)
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, part, rec)
+    assert caught.value.transient
+    assert caught.value.context is ErrorContext.GENERAL_TRANSPORT
+    saved = rec.offset
+    assert 0 < saved <= 1_000_000
+    assert part.read_bytes() == DATA[:saved]  # only bytes that really arrived
+    fetch(session, server, part, rec, **resume_from(rec))
+    assert sha(part.read_bytes()) == sha(DATA)
+    last = server.gets("/f")[-1].headers
+    assert last["Range"] == f"bytes={saved}-"
+    assert last["If-Range"] == server.etag("/f")
+
+
+def test_truncated_body_is_resumed_not_accepted(server, session, tmp_path: Path) -> None:
+    part, rec = tmp_path / "p", Recorder()
+    server.fault(truncate_after=500_000)
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, part, rec)
+    assert caught.value.transient
+    assert rec.offset == 500_000
+    fetch(session, server, part, rec, **resume_from(rec))
+    assert sha(part.read_bytes()) == sha(DATA)
+
+
+def test_a_200_to_a_range_request_restarts_the_file(server, session, tmp_path: Path) -> None:
+    part, rec = tmp_path / "p", Recorder()
+    server.fault(truncate_after=700_000)
+    with pytest.raises(TransferError):
+        fetch(session, server, part, rec)
+    server.fault(ignore_range=True)
+    fetch(session, server, part, rec, **resume_from(rec))
+    assert sha(part.read_bytes()) == sha(DATA)
+    assert (0, Version()) in rec.checkpoints  # the restart was recorded before new bytes
+
+
+def test_a_wrong_content_range_is_never_spliced(server, session, tmp_path: Path) -> None:
+    part, rec = tmp_path / "p", Recorder()
+    server.fault(truncate_after=600_000)
+    with pytest.raises(TransferError):
+        fetch(session, server, part, rec)
+    server.fault(wrong_range=True)
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, part, rec, **resume_from(rec))
+    assert caught.value.transient
+    assert caught.value.code == 0x80200013
+    assert part.read_bytes() == DATA[:600_000]
+    fetch(session, server, part, rec, **resume_from(rec))
+    assert sha(part.read_bytes()) == sha(DATA)
+
+
+def test_a_changed_remote_restarts_with_the_new_content(server, session, tmp_path: Path) -> None:
+    part, rec = tmp_path / "p", Recorder()
+    server.fault(truncate_after=800_000)
+    with pytest.raises(TransferError):
+        fetch(session, server, part, rec)
+    new = os.urandom(len(DATA))  # same size, new content: only the validators tell
+    server.put("/f", new)
+    version = fetch(session, server, part, rec, **resume_from(rec))
+    assert sha(part.read_bytes()) == sha(new)
+    assert version.etag == server.etag("/f")
+
+
+def test_a_changed_remote_without_head_is_caught_by_if_range(server, session, tmp_path: Path) -> None:
+    server.head_allowed = False
+    part, rec = tmp_path / "p", Recorder()
+    server.fault(truncate_after=800_000)
+    with pytest.raises(TransferError):
+        fetch(session, server, part, rec)
+    new = os.urandom(len(DATA) + 5)
+    server.put("/f", new)
+    fetch(session, server, part, rec, **resume_from(rec))
+    assert sha(part.read_bytes()) == sha(new)
+
+
+def test_503_with_retry_after(server, session, tmp_path: Path) -> None:
+    server.fault(status=503, headers={"Retry-After": "120"}, times=2)
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, tmp_path / "p", Recorder())
+    assert caught.value.transient
+    assert caught.value.code == 0x801901F7
+    assert caught.value.retry_after == 120
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"), [(404, False), (403, False), (500, True), (501, False), (408, True), (429, True)]
+)
+def test_http_statuses(server, session, tmp_path: Path, status: int, transient: bool) -> None:
+    server.fault(status=status, times=2)  # HEAD and GET both see it
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, tmp_path / "p", Recorder())
+    assert caught.value.transient is transient
+    assert caught.value.code == 0x80190000 + status
+    assert caught.value.context is ErrorContext.REMOTE_FILE
+
+
+def test_missing_file_is_fatal_at_head(server, session, tmp_path: Path) -> None:
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, tmp_path / "p", Recorder(), path="/nope")
+    assert not caught.value.transient
+    assert caught.value.code == 0x80190194
+
+
+def test_connection_refused_is_transient(session, tmp_path: Path) -> None:
+    with socket_on_closed_port() as port:
+        job = Download(url=f"http://127.0.0.1:{port}/x", part=str(tmp_path / "p"), timeout=(2, 2))
+        with pytest.raises(TransferError) as caught:
+            download(session, job, Recorder())
+    assert caught.value.transient
+    assert caught.value.code == 0x80072EFD
+
+
+def test_stop_request_saves_progress(server, session, tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    rec = Recorder(stop_after=1)
+    server.fault(trickle=0.001)
+    with pytest.raises(Stopped):
+        fetch(session, server, part, rec)
+    assert 0 < rec.offset < len(DATA)
+    assert part.stat().st_size == rec.offset
+
+
+def test_dynamic_content_skips_head_and_starts_over(server, session, tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    part.write_bytes(b"stale bytes")
+    rec = Recorder()
+    fetch(session, server, part, rec, offset=11, dynamic=True)
+    assert sha(part.read_bytes()) == sha(DATA)
+    assert [s.method for s in server.seen] == ["GET"]
+    assert "Range" not in server.seen[0].headers
+
+
+def test_bytes_past_the_durable_offset_are_cut(server, session, tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    part.write_bytes(DATA[:1000] + b"garbage written after the last fsync")
+    fetch(session, server, part, Recorder(), offset=1000, known=Version(len(DATA), server.etag("/f"), None))
+    assert sha(part.read_bytes()) == sha(DATA)
+
+
+def test_already_complete(server, session, tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    part.write_bytes(DATA)
+    fetch(session, server, part, Recorder(), offset=len(DATA), known=Version(len(DATA), server.etag("/f"), None))
+    assert server.gets("/f") == []  # HEAD told us we had it all
+
+
+def test_redirect_policies(server, session, tmp_path: Path) -> None:
+    server.fault(path="/r", status=302, headers={"Location": "/f"}, times=2)  # for HEAD and GET
+    fetch(session, server, tmp_path / "a", Recorder(), path="/r")
+    assert sha((tmp_path / "a").read_bytes()) == sha(DATA)
+    server.fault(path="/r", status=302, headers={"Location": "/f"})
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, tmp_path / "b", Recorder(), path="/r", security_flags=0x200)
+    assert not caught.value.transient
+    assert "disallow" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("bytes 0-9/10", (0, 9, 10)),
+        ("bytes 5-9/*", (5, 9, UNKNOWN)),
+        ("BYTES 1-1/2", (1, 1, 2)),
+    ],
+)
+def test_parse_content_range(value: str, parsed: tuple[int, int, int]) -> None:
+    assert parse_content_range(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["", "bytes 9-5/10", "bytes 0-10/10", "items 0-1/2", "bytes */10"])
+def test_parse_content_range_rejects(value: str) -> None:
+    with pytest.raises(ValueError, match="Content-Range"):
+        parse_content_range(value)
+
+
+def test_version_comparison_and_if_range() -> None:
+    assert Version(10, '"a"', None).differs_from(Version(10, '"b"', None))
+    assert Version(10, None, None).differs_from(Version(11, None, None))
+    assert not Version(10, '"a"', None).differs_from(Version(UNKNOWN, None, None))
+    assert Version(1, 'W/"weak"', "Tue, 01 Jan 2030 00:00:00 GMT").if_range() == "Tue, 01 Jan 2030 00:00:00 GMT"
+    assert Version(1, '"strong"', "x").if_range() == '"strong"'
+
+
+def test_bits_status_table() -> None:
+    assert [s for s in range(300, 310) if status_is_transient(s)] == [306, 308, 309]
+    assert [s for s in range(400, 420) if status_is_transient(s)] == [408, 409]
+    assert [s for s in range(500, 506) if not status_is_transient(s)] == [501, 505]
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after("30", 0) == 30
+    assert parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", 0) == 60
+    assert parse_retry_after("soon", 0) is None
+
+
+class socket_on_closed_port:
+    """A port that was just free: connecting to it is refused."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        return self.port
+
+    def __exit__(self, *exc: object) -> None:
+        pass
