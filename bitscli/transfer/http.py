@@ -50,7 +50,7 @@ class Version:
         return bool(self.last_modified and other.last_modified and self.last_modified != other.last_modified)
 
     def if_range(self) -> str | None:
-        """The validator for If-Range: a strong ETag, else Last-Modified (weak ETags are not allowed, RFC 9110 §13.1.5)."""
+        """The validator for If-Range: a strong ETag, else Last-Modified (RFC 9110 §13.1.5 forbids weak ETags)."""
         if self.etag and not self.etag.startswith("W/"):
             return self.etag
         return self.last_modified
