@@ -292,3 +292,55 @@ def files(job: Job, *, as_json: bool) -> None:
 
 def headers(items: tuple[str, ...]) -> str:
     return "\n".join(redact_header(h) for h in items) if items else "NULL"
+
+
+class TransferView:
+    """Progress of one job: a rich bar with rate and ETA on a terminal, plain lines when piped."""
+
+    PLAIN_EVERY = 5.0  # seconds between plain progress lines while nothing else changes
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line = ""
+        self._last_time = 0.0
+        if sys.stdout.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                TransferSpeedColumn(), TimeRemainingColumn(),
+            )  # fmt: skip
+            self._bar.start()
+
+    def update(self, job: Job) -> None:
+        total = None if job.bytes_total == UNKNOWN else job.bytes_total
+        if self._bar is not None:
+            description = f"{job.display_name} {job.state.name}"
+            if self._task is None:
+                self._task = self._bar.add_task(description, total=total)
+            self._bar.update(self._task, completed=job.bytes_transferred, total=total, description=description)
+            return
+        percent = f" ({100 * job.bytes_transferred // total}%)" if total else ""
+        text = (
+            f"{job.state.name} {job.files_transferred} / {job.files_total} files, {human_size(job.bytes_transferred)}"
+        )
+        text += f" / {human_size(job.bytes_total)}{percent}"
+        if job.state.name == "TRANSIENT_ERROR" and job.error is not None:
+            text += f" - {job.error.message}; retrying"
+        now = time.monotonic()
+        state_changed = self._last_line.split(" ", 1)[0] != job.state.name
+        if text != self._last_line and (state_changed or now - self._last_time >= self.PLAIN_EVERY):
+            line(text)
+            self._last_line, self._last_time = text, now
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -97,7 +97,7 @@ JOB_FIELDS = (
     "modification_time", "completion_time", "started", "notify_flags", "notify_program", "notify_parameters",
     "min_retry_delay", "no_progress_timeout", "max_download_time", "proxy_usage", "proxy_list",
     "proxy_bypass_list", "custom_headers", "custom_headers_write_only", "security_flags", "http_method",
-    "acl_flags", "dynamic", "reply_file_name", "error_count",
+    "acl_flags", "dynamic", "reply_file_name", "error_count", "retry_at", "transient_since", "active_seconds",
 )  # fmt: skip
 ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS

@@ -104,13 +104,41 @@ def create_job(ctx: Context, name: str, job_type: JobType, priority: JobPriority
         priority=priority,
     )
     with ctx.queue.write() as tx:
-        tx.delete_final_before(now - ctx.config.history_days * _DAY)
-        if tx.count_live_jobs() >= ctx.config.max_jobs_per_user:
-            raise LimitExceeded(
-                f"you already have {ctx.config.max_jobs_per_user} jobs (MaxJobsPerUser)",
-                hint="complete or cancel finished jobs (see bitscli list), or raise max_jobs_per_user in the config",
-                code=HResult.BG_E_TOO_MANY_JOBS_PER_USER,
-            )
+        _check_job_quota(ctx, tx, now)
+        tx.insert(job)
+    return job
+
+
+def _check_job_quota(ctx: Context, tx: Transaction, now: float) -> None:
+    tx.delete_final_before(now - ctx.config.history_days * _DAY)
+    if tx.count_live_jobs() >= ctx.config.max_jobs_per_user:
+        raise LimitExceeded(
+            f"you already have {ctx.config.max_jobs_per_user} jobs (MaxJobsPerUser)",
+            hint="complete or cancel finished jobs (see bitscli list), or raise max_jobs_per_user in the config",
+            code=HResult.BG_E_TOO_MANY_JOBS_PER_USER,
+        )
+
+
+def create_transfer(
+    ctx: Context, name: str, job_type: JobType, priority: JobPriority, specs: Sequence[FileSpec], dynamic: bool
+) -> Job:
+    """Create, fill and resume a job in one transaction: a bad file creates no job (BitsAdmin /TRANSFER)."""
+    now = ctx.clock.now()
+    job = Job(
+        id=values.new_guid(),
+        display_name=values.check_display_name(name),
+        type=job_type,
+        owner=ctx.owner,
+        creation_time=now,
+        modification_time=now,
+        priority=priority,
+    )
+    if dynamic:
+        job = model.set_dynamic(job, True, now)
+    files = tuple(_checked_file(job, spec, ctx.config) for spec in specs)
+    job = model.resume(model.add_files(job, files, now, ctx.config.max_files_per_job), now)
+    with ctx.queue.write() as tx:
+        _check_job_quota(ctx, tx, now)
         tx.insert(job)
     return job
 

@@ -80,6 +80,13 @@ class Queue:
     def close(self) -> None:
         self._conn.close()
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: the daemon's cheap wake-up signal."""
+        try:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise _queue_error(exc, self.path) from None
+
     def _prepare(self) -> None:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")

@@ -2,10 +2,10 @@
 _bitscli_jobs() { bitscli list 2>/dev/null | sed -n "s/^{[^}]*} '\(.*\)' [A-Z_]* [0-9].*/\1/p"; }
 
 _bitscli() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}" opts=""
+    local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}" opts="" subs=""
     local IFS=$'\n'
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix reset resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend --help --version)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create daemon getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix reset resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -16,6 +16,7 @@ _bitscli() {
         complete) opts='--help' ;;
         completion) opts='--help' ;;
         create) opts='--download --json --priority --raw --upload --upload-reply --help' ;;
+        daemon) opts='--help'; subs='log run start status stop' ;;
         getaclflags) opts='--json --raw --help' ;;
         getbytestotal) opts='--json --raw --help' ;;
         getbytestransferred) opts='--json --raw --help' ;;
@@ -55,7 +56,7 @@ _bitscli() {
         removecredentials) opts='--help' ;;
         replaceremoteprefix) opts='--help' ;;
         reset) opts='--all-users --help' ;;
-        resume) opts='--help' ;;
+        resume) opts='--no-daemon-start --help' ;;
         setaclflags) opts='--help' ;;
         setcredentials) opts='--password-file --help' ;;
         setcustomheaders) opts='--from-file --help' ;;
@@ -74,10 +75,14 @@ _bitscli() {
         setsecurityflags) opts='--help' ;;
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
+        transfer) opts='--acl-flags --download --dynamic --no-daemon-start --priority --upload --upload-reply --help' ;;
+        wait) opts='--timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))
-    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend " == *" $cmd "* ]]; then
+    elif [[ -n $subs && $COMP_CWORD -eq 2 ]]; then
+        COMPREPLY=($(IFS=' '; compgen -W "$subs" -- "$cur"))
+    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
         COMPREPLY=($(compgen -W "$(_bitscli_jobs)" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))

@@ -21,6 +21,9 @@ complete -c bitscli -n '__fish_seen_subcommand_from create' -l raw
 complete -c bitscli -n '__fish_seen_subcommand_from create' -l upload
 complete -c bitscli -n '__fish_seen_subcommand_from create' -l upload-reply
 complete -c bitscli -n '__fish_seen_subcommand_from create' -l help
+complete -c bitscli -n __fish_use_subcommand -a daemon -d 'Run, inspect and stop the background daemon that moves the bytes.'
+complete -c bitscli -n '__fish_seen_subcommand_from daemon' -l help
+complete -c bitscli -n '__fish_seen_subcommand_from daemon' -a 'log run start status stop'
 complete -c bitscli -n __fish_use_subcommand -a getaclflags -d 'ACL flag letters from OGDS.'
 complete -c bitscli -n '__fish_seen_subcommand_from getaclflags' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getaclflags' -l raw
@@ -171,7 +174,8 @@ complete -c bitscli -n '__fish_seen_subcommand_from replaceremoteprefix' -l help
 complete -c bitscli -n __fish_use_subcommand -a reset -d 'Cancel all of your jobs.'
 complete -c bitscli -n '__fish_seen_subcommand_from reset' -l all-users
 complete -c bitscli -n '__fish_seen_subcommand_from reset' -l help
-complete -c bitscli -n __fish_use_subcommand -a resume -d 'Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENTERROR).'
+complete -c bitscli -n __fish_use_subcommand -a resume -d 'Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENTERROR) starts the daemon if needed.'
+complete -c bitscli -n '__fish_seen_subcommand_from resume' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from resume' -l help
 complete -c bitscli -n __fish_use_subcommand -a setaclflags -d 'Letters from O, G, D, S (owner, group, DACL, SACL).'
 complete -c bitscli -n '__fish_seen_subcommand_from setaclflags' -l help
@@ -211,5 +215,17 @@ complete -c bitscli -n __fish_use_subcommand -a setvalidationstate -d 'Record wh
 complete -c bitscli -n '__fish_seen_subcommand_from setvalidationstate' -l help
 complete -c bitscli -n __fish_use_subcommand -a suspend -d 'Pause a job its progress is kept.'
 complete -c bitscli -n '__fish_seen_subcommand_from suspend' -l help
-complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend' -a '(__bitscli_jobs)'
+complete -c bitscli -n __fish_use_subcommand -a transfer -d 'Create a job, transfer it, wait and complete it a fatal error cancels it (exit 10), Ctrl-C too (130).'
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l acl-flags
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l download
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l dynamic
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l no-daemon-start
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l priority
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload-reply
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
+complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.'
+complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout
+complete -c bitscli -n '__fish_seen_subcommand_from wait' -l help
+complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
 complete -c bitscli -n 'not __fish_use_subcommand' -F

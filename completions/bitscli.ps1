@@ -9,6 +9,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'complete' = @('--help')
         'completion' = @('--help')
         'create' = @('--download', '--json', '--priority', '--raw', '--upload', '--upload-reply', '--help')
+        'daemon' = @('log', 'run', 'start', 'status', 'stop', '--help')
         'getaclflags' = @('--json', '--raw', '--help')
         'getbytestotal' = @('--json', '--raw', '--help')
         'getbytestransferred' = @('--json', '--raw', '--help')
@@ -48,7 +49,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'removecredentials' = @('--help')
         'replaceremoteprefix' = @('--help')
         'reset' = @('--all-users', '--help')
-        'resume' = @('--help')
+        'resume' = @('--no-daemon-start', '--help')
         'setaclflags' = @('--help')
         'setcredentials' = @('--password-file', '--help')
         'setcustomheaders' = @('--from-file', '--help')
@@ -67,11 +68,13 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setsecurityflags' = @('--help')
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
+        'transfer' = @('--acl-flags', '--download', '--dynamic', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
+        'wait' = @('--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })
     if ($words.Count -le 1 -or ($words.Count -eq 2 -and $wordToComplete -ne '')) {
         $candidates = $commands.Keys | Sort-Object
-    } elseif ($wordToComplete -like '-*') {
+    } elseif ($wordToComplete -like '-*' -or $words.Count -le 3) {
         $candidates = $commands[$words[1]]
     } else {
         return

@@ -33,6 +33,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("BITSCLI_HOME", str(home))
     monkeypatch.delenv("BITSCLI_DEBUG", raising=False)
+    # Tests that want a daemon start one themselves (tests/daemonproc.py) and stop it afterwards.
+    monkeypatch.setenv("BITSCLI_NO_AUTOSTART", "1")
     return home
 
 

@@ -27,8 +27,9 @@ class Recorder:
         self.transferring_calls = 0
         self.stop_after = stop_after
 
-    def transferring(self) -> None:
+    def transferring(self, abort) -> None:
         self.transferring_calls += 1
+        self.abort = abort
 
     def checkpoint(self, offset: int, version: Version, url: str) -> None:
         self.checkpoints.append((offset, version))
@@ -206,6 +207,20 @@ def test_stop_request_saves_progress(server, session, tmp_path: Path) -> None:
         fetch(session, server, part, rec)
     assert 0 < rec.offset < len(DATA)
     assert part.stat().st_size == rec.offset
+
+
+def test_abort_breaks_a_stalled_read(server, session, tmp_path: Path) -> None:
+    import threading
+
+    rec = Recorder()
+    server.fault(trickle=0.5)  # a byte every half second: reads block
+    timer = threading.Timer(1.0, lambda: rec.abort())
+    timer.start()
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, tmp_path / "p", rec)
+    timer.join()
+    assert caught.value.transient
+    assert rec.offset == (tmp_path / "p").stat().st_size
 
 
 def test_dynamic_content_skips_head_and_starts_over(server, session, tmp_path: Path) -> None:

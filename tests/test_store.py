@@ -148,13 +148,15 @@ def test_round_trip_of_every_field(home: Path, tmp_path: Path) -> None:
         id="{00000000-0000-0000-0000-00000000000B}", display_name="all", type=JobType.UPLOAD_REPLY, owner="me",
         creation_time=1.5, modification_time=2.5, state=JobState.TRANSIENT_ERROR, priority=JobPriority.LOW,
         description="d", completion_time=None, started=True,
-        files=(JobFile("http://127.0.0.1/a", "/tmp/a", 10, 5, False, (ByteRange(0, 5), ByteRange(9, -1)), True),),
+        files=(JobFile("http://127.0.0.1/a", "/tmp/a", 10, 5, False, (ByteRange(0, 5), ByteRange(9, -1)), True,
+                       '"etag"', "Tue, 01 Jan 2030 00:00:00 GMT"),),
         notify_flags=7, notify_program="/bin/true", notify_parameters="true x", min_retry_delay=30,
         no_progress_timeout=40, max_download_time=50, proxy_usage=ProxyUsage.OVERRIDE, proxy_list="p:1",
         proxy_bypass_list="<local>", custom_headers=("A: 1", "B: 2"), custom_headers_write_only=True,
         credentials=(Credential(AuthTarget.PROXY, AuthScheme.NTLM, None, None),), security_flags=0x800,
         http_method="POST", acl_flags=5, dynamic=False, reply_file_name="/tmp/r",
         error=JobError(0x80190194, ErrorContext.REMOTE_FILE, 0, "not found"), error_count=3,
+        retry_at=1234.5, transient_since=1000.25, active_seconds=77.5,
     )  # fmt: skip
     queue = store.open_queue(home / "queue.db")
     with queue.write() as tx:
@@ -196,3 +198,14 @@ def test_an_old_queue_is_migrated_in_place_keeping_its_jobs(ok, home: Path) -> N
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
     assert conn.execute("SELECT active_seconds FROM jobs").fetchone()[0] == 0
+
+
+def test_every_model_field_has_a_column() -> None:
+    import dataclasses
+
+    from bitscli import schema
+    from bitscli.model import Job, JobFile
+
+    mapped_elsewhere = {"files", "credentials", "error"}  # child tables and the error columns
+    assert {f.name for f in dataclasses.fields(Job)} - mapped_elsewhere == set(schema.JOB_FIELDS)
+    assert {f.name for f in dataclasses.fields(JobFile)} == set(schema.FILE_COLUMNS)

@@ -61,14 +61,20 @@ def test_modules_are_small_and_documented(path: Path) -> None:
 
 
 def test_command_table_matches_the_modules() -> None:
-    registered = {c.name for c in build_app().registered_commands}
+    app = build_app()
+    registered = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert registered == set(COMMANDS)
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    group = typer.main.get_command(build_app())
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
+    root = typer.main.get_command(build_app())
+    pending = [(name, command) for name, command in root.commands.items()]  # type: ignore[attr-defined]
+    while pending:
+        name, command = pending.pop()
         assert command.help, name
+        if hasattr(command, "commands"):  # a group such as `daemon`: check its subcommands
+            pending.extend((f"{name} {sub}", c) for sub, c in command.commands.items())
+            continue
         example = command.help.partition("Example:")[2]
         assert f"bitscli {name}" in example, name
 

@@ -37,6 +37,9 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(GETTERS, "getters"),
     **dict.fromkeys(SETTERS, "setters"),
     "completion": "completion",
+    "daemon": "daemon",
+    "transfer": "transfer",
+    "wait": "transfer",
 }
 
 _HELP = """A persistent, per-user background transfer queue modelled on Windows BITS and BitsAdmin.
@@ -61,8 +64,9 @@ def build_app(only: str | None = None) -> typer.Typer:
     modules = {COMMANDS[only]} if only in COMMANDS else dict.fromkeys(COMMANDS.values())
     for module_name in modules:
         module = importlib.import_module(f"bitscli.cli.{module_name}")
-        commands = module.app.registered_commands
-        app.registered_commands.extend(c for c in commands if only not in COMMANDS or c.name == only)
+        wanted = only if only in COMMANDS else None
+        app.registered_commands.extend(c for c in module.app.registered_commands if wanted in (None, c.name))
+        app.registered_groups.extend(g for g in module.app.registered_groups if wanted in (None, g.name))
     return app
 
 

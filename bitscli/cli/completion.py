@@ -25,6 +25,7 @@ class CommandSpec:
     summary: str
     options: tuple[str, ...]
     takes_job: bool  # the first argument is a JOB, so job names are offered
+    subcommands: tuple[str, ...] = ()  # for a group such as `daemon`
 
 
 def command_specs() -> list[CommandSpec]:
@@ -39,7 +40,9 @@ def command_specs() -> list[CommandSpec]:
         )
         arguments = [p for p in command.params if p.param_type_name == "argument"]
         summary = re.sub(r"[^A-Za-z0-9 ,.()/+-]", "", (command.help or "").split("\n")[0]).strip()
-        specs.append(CommandSpec(name, summary, (*options, "--help"), bool(arguments) and arguments[0].name == "job"))
+        subcommands = tuple(sorted(getattr(command, "commands", {})))
+        takes_job = bool(arguments) and arguments[0].name == "job"
+        specs.append(CommandSpec(name, summary, (*options, "--help"), takes_job, subcommands))
     return specs
 
 
@@ -49,13 +52,18 @@ def render(shell: str) -> str:
 
 
 def _bash(specs: list[CommandSpec]) -> str:
-    cases = "\n".join(f"        {s.name}) opts='{' '.join(s.options)}' ;;" for s in specs)
+    cases = "\n".join(
+        f"        {s.name}) opts='{' '.join(s.options)}'"
+        + (f"; subs='{' '.join(s.subcommands)}'" if s.subcommands else "")
+        + " ;;"
+        for s in specs
+    )
     job_commands = " ".join(s.name for s in specs if s.takes_job)
     return f"""# {_HEADER.format(comment="#", kind="bash")[2:]}
 _bitscli_jobs() {{ bitscli list 2>/dev/null | {_JOB_NAMES_SED}; }}
 
 _bitscli() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" cmd="${{COMP_WORDS[1]}}" opts=""
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" cmd="${{COMP_WORDS[1]}}" opts="" subs=""
     local IFS=$'\\n'
     if [[ $COMP_CWORD -eq 1 ]]; then
         COMPREPLY=($(compgen -W "$(printf '%s\\n' {" ".join(s.name for s in specs)} --help --version)" -- "$cur"))
@@ -66,6 +74,8 @@ _bitscli() {{
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))
+    elif [[ -n $subs && $COMP_CWORD -eq 2 ]]; then
+        COMPREPLY=($(IFS=' '; compgen -W "$subs" -- "$cur"))
     elif [[ $COMP_CWORD -eq 2 && " {job_commands} " == *" $cmd "* ]]; then
         COMPREPLY=($(compgen -W "$(_bitscli_jobs)" -- "$cur"))
     else
@@ -78,12 +88,12 @@ complete -o filenames -F _bitscli bitscli
 
 def _zsh(specs: list[CommandSpec]) -> str:
     commands = "\n".join(f"    '{s.name}:{s.summary}'" for s in specs)
-    cases = "\n".join(f"    {s.name}) opts=({' '.join(s.options)}) ;;" for s in specs)
+    cases = "\n".join(f"    {s.name}) opts=({' '.join(s.options)}); subs=({' '.join(s.subcommands)}) ;;" for s in specs)
     job_commands = " ".join(s.name for s in specs if s.takes_job)
     return f"""#compdef bitscli
 # {_HEADER.format(comment="#", kind="zsh")[2:]}
 _bitscli() {{
-  local -a commands opts names job_commands
+  local -a commands opts subs names job_commands
   commands=(
 {commands}
   )
@@ -98,6 +108,8 @@ _bitscli() {{
   esac
   if [[ ${{words[CURRENT]}} == -* ]]; then
     compadd -a opts
+  elif (( CURRENT == 3 && ${{#subs}} )); then
+    compadd -a subs
   elif (( CURRENT == 3 && ${{job_commands[(Ie)$cmd]}} )); then
     names=(${{(f)"$(bitscli list 2>/dev/null | {_JOB_NAMES_SED})"}})
     compadd -a names
@@ -119,6 +131,10 @@ def _fish(specs: list[CommandSpec]) -> str:
         lines.append(f"complete -c bitscli -n __fish_use_subcommand -a {s.name} -d '{s.summary}'")
         for option in s.options:
             lines.append(f"complete -c bitscli -n '__fish_seen_subcommand_from {s.name}' -l {option.lstrip('-')}")
+        if s.subcommands:
+            lines.append(
+                f"complete -c bitscli -n '__fish_seen_subcommand_from {s.name}' -a '{' '.join(s.subcommands)}'"
+            )
     job_commands = " ".join(s.name for s in specs if s.takes_job)
     lines.append(f"complete -c bitscli -n '__fish_seen_subcommand_from {job_commands}' -a '(__bitscli_jobs)'")
     lines.append("complete -c bitscli -n 'not __fish_use_subcommand' -F")
@@ -126,7 +142,9 @@ def _fish(specs: list[CommandSpec]) -> str:
 
 
 def _powershell(specs: list[CommandSpec]) -> str:
-    table = "\n".join(f"        '{s.name}' = @({', '.join(repr(o) for o in s.options)})" for s in specs)
+    table = "\n".join(
+        f"        '{s.name}' = @({', '.join(repr(o) for o in (*s.subcommands, *s.options))})" for s in specs
+    )
     return f"""# {_HEADER.format(comment="#", kind="powershell")[2:]}
 Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {{
     param($wordToComplete, $commandAst, $cursorPosition)
@@ -136,7 +154,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {{
     $words = @($commandAst.CommandElements | ForEach-Object {{ $_.ToString() }})
     if ($words.Count -le 1 -or ($words.Count -eq 2 -and $wordToComplete -ne '')) {{
         $candidates = $commands.Keys | Sort-Object
-    }} elseif ($wordToComplete -like '-*') {{
+    }} elseif ($wordToComplete -like '-*' -or $words.Count -le 3) {{
         $candidates = $commands[$words[1]]
     }} else {{
         return

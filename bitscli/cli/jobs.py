@@ -110,13 +110,22 @@ def replaceremoteprefix(
     output.line(f"{count} remote name(s) changed in job {updated.id}.")
 
 
+NoDaemonOpt = Annotated[
+    bool, typer.Option("--no-daemon-start", help="Do not start the daemon (also: BITSCLI_NO_AUTOSTART=1).")
+]
+
+
 @app.command("resume", rich_help_panel=_PANEL)
-def resume(job: JobArg) -> None:
-    """Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENT_ERROR).
+def resume(job: JobArg, no_daemon_start: NoDaemonOpt = False) -> None:
+    """Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENT_ERROR); starts the daemon if needed.
 
     Example: bitscli resume nightly
     """
     service.resume(context(), job)
+    if not no_daemon_start:
+        from bitscli import spawn
+
+        spawn.ensure_running()
     output.line("Job resumed.")
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -74,7 +76,9 @@ class Download:
 class Progress(Protocol):
     """How the engine reports to the daemon; every checkpoint follows an fsync of the part file."""
 
-    def transferring(self) -> None: ...
+    def transferring(self, abort: Callable[[], None]) -> None:
+        """Bytes are about to flow; ``abort()`` (from any thread) breaks a read that is blocked."""
+        ...
 
     def checkpoint(self, offset: int, version: Version, url: str) -> None: ...
 
@@ -238,8 +242,17 @@ def _fetch(
             raise protocol_error(f"the server says byte {offset} is past the end of {url}; restarting the file")
         else:
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
-        progress.transferring()
+        progress.transferring(lambda: _abort(response))
         return _stream(response, fd, offset, version, progress, url)
+
+
+def _abort(response: requests.Response) -> None:
+    """Shut the socket down so a read blocked on a stalled server returns at once (suspend within a second)."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _check_partial(response: requests.Response, offset: int, known: Version) -> int:

@@ -1,0 +1,120 @@
+"""transfer (create, run and complete a job in one command) and wait (block until a job finishes)."""
+
+import contextlib
+import time
+from typing import Annotated
+
+import typer
+
+from bitscli import output, service
+from bitscli.cli.options import JobArg, context
+from bitscli.errors import BitsError, ExitCode, InvalidState, InvalidValue
+from bitscli.model import Job, JobState, JobType
+from bitscli.values import parse_acl_flags, parse_priority
+
+app = typer.Typer()
+_PANEL = "Jobs"
+POLL_SECONDS = 0.25
+
+
+@app.command("transfer", rich_help_panel=_PANEL)
+def transfer(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Display name for the job.")],
+    pairs: Annotated[list[str], typer.Argument(metavar="REMOTE LOCAL [REMOTE LOCAL]...", help="Files to transfer.")],
+    download: Annotated[bool, typer.Option("--download", help="Download (the default).")] = False,
+    upload: Annotated[bool, typer.Option("--upload", help="Upload one file.")] = False,
+    upload_reply: Annotated[bool, typer.Option("--upload-reply", help="Upload one file and fetch the reply.")] = False,
+    priority: Annotated[str, typer.Option("--priority", help="FOREGROUND, HIGH, NORMAL or LOW.")] = "NORMAL",
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic content: no HEAD, no ranges.")] = False,
+    acl_flags: Annotated[str | None, typer.Option("--acl-flags", help="OGDS letters (file:// sources).")] = None,
+    no_daemon_start: Annotated[bool, typer.Option("--no-daemon-start", help="Do not start the daemon.")] = False,
+) -> None:
+    """Create a job, transfer it, wait and complete it; a fatal error cancels it (exit 10), Ctrl-C too (130).
+
+    Example: bitscli transfer nightly https://example.org/a.iso /srv/a.iso
+    """
+    if download + upload + upload_reply > 1:
+        raise InvalidValue("choose one of --download, --upload and --upload-reply")
+    if len(pairs) % 2:
+        raise InvalidValue("files come in pairs: REMOTE LOCAL [REMOTE LOCAL]...")
+    job_type = JobType.UPLOAD if upload else JobType.UPLOAD_REPLY if upload_reply else JobType.DOWNLOAD
+    specs = [service.FileSpec(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
+    ctx = context()
+    job = service.create_transfer(ctx, name, job_type, parse_priority(priority), specs, dynamic)
+    if acl_flags is not None:
+        service.set_properties(ctx, job.id, acl_flags=parse_acl_flags(acl_flags))
+    if not no_daemon_start:
+        from bitscli import spawn
+
+        spawn.ensure_running()
+    try:
+        final = _follow(ctx, job.id)
+    except KeyboardInterrupt:
+        _cancel_quietly(ctx, job.id)
+        output.error(f"interrupted; job {job.id} was cancelled")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if final.state is JobState.TRANSFERRED:
+        result = service.complete(ctx, job.id)
+        output.line(f"Transfer complete: {result.kept} file(s), {final.bytes_transferred} bytes.")
+        return
+    if final.state is not JobState.CANCELLED:
+        _cancel_quietly(ctx, job.id)
+    output.error(_failure(final), "see 'bitscli daemon log' for details")
+    raise typer.Exit(ExitCode.TRANSFER_FAILED)
+
+
+def _follow(ctx: service.Context, job_id: str, timeout: float | None = None) -> Job:
+    """Show progress until the job is TRANSFERRED, in ERROR or finished; TRANSIENT_ERROR keeps waiting."""
+    view = output.TransferView()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            job = service.get_job(ctx, job_id)
+            view.update(job)
+            if job.state in (JobState.TRANSFERRED, JobState.ERROR) or job.state.is_final:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _Timeout(job)
+            time.sleep(POLL_SECONDS)
+    finally:
+        view.close()
+
+
+class _Timeout(Exception):
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+
+def _failure(job: Job) -> str:
+    detail = f": {job.error.message}" if job.error else ""
+    return f"job {job.id} ended in {job.state.name}{detail}"
+
+
+def _cancel_quietly(ctx: service.Context, job_id: str) -> None:
+    with contextlib.suppress(BitsError):  # already finished or cancelled by someone else
+        service.cancel(ctx, job_id)
+
+
+@app.command("wait", rich_help_panel=_PANEL)
+def wait(
+    job: JobArg,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="Give up after SECONDS (exit 12).")] = None,
+) -> None:
+    """Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.
+
+    Example: bitscli wait nightly && bitscli complete nightly
+    """
+    ctx = context()
+    found = service.get_job(ctx, job)
+    if found.state is JobState.SUSPENDED:
+        raise InvalidState(f"job {found.id} is SUSPENDED and will not finish", hint=f"bitscli resume {found.id}")
+    try:
+        final = _follow(ctx, found.id, timeout)
+    except _Timeout as late:
+        output.error(f"job {found.id} is still {late.job.state.name} after {timeout:g} s")
+        raise typer.Exit(ExitCode.TIMEOUT) from None
+    if final.state in (JobState.TRANSFERRED, JobState.ACKNOWLEDGED):
+        output.line(f"Job {final.state.name.lower()}.")
+        return
+    output.error(_failure(final))
+    raise typer.Exit(ExitCode.TRANSFER_FAILED)

@@ -1,0 +1,88 @@
+"""The daemon loop: one instance per queue; each tick applies timers, schedules jobs, starts and stops workers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from bitscli import lifecycle, scheduler
+from bitscli.clock import Clock
+from bitscli.store import open_queue
+from bitscli.worker import Worker
+
+log = logging.getLogger("bitscli.daemon")
+
+DEFAULT_SLICE_SECONDS = 300.0  # equal priorities take turns this often (BITS does not document its slice)
+POLL_SECONDS = 0.2  # how often the queue's data_version is checked for changes made by the CLI
+TICK_SECONDS = 1.0  # ticks happen at least this often, for timers and slices
+
+
+class Daemon:
+    def __init__(self, queue_path: Path, clock: Clock, slice_seconds: float = DEFAULT_SLICE_SECONDS) -> None:
+        self.queue_path = queue_path
+        self.clock = clock
+        self.slice_seconds = slice_seconds
+        self.queue = open_queue(queue_path)
+        self.workers: dict[str, Worker] = {}
+        self.current: scheduler.Slice | None = None
+        self.stop_event = threading.Event()
+
+    def tick(self) -> scheduler.Plan:
+        """One pass: timers, jobs left active by a stopped worker or a crash, then the schedule."""
+        for job_id in [j for j, w in self.workers.items() if not w.is_alive()]:
+            del self.workers[job_id]
+        now = self.clock.now()
+        with self.queue.write() as tx:
+            jobs = tx.jobs()
+            for i, job in enumerate(jobs):
+                new = lifecycle.timers(job, now)
+                if job.id not in self.workers:
+                    new = lifecycle.requeue(new, now)
+                if new is not job:
+                    tx.update(new, job)
+                    jobs[i] = new
+                    log.info("job %s: %s -> %s", job.id, job.state.name, new.state.name)
+        plan = scheduler.choose(jobs, self.current, self.clock.monotonic(), self.slice_seconds)
+        self.current = plan.background
+        for job_id, worker in self.workers.items():
+            if job_id not in plan.job_ids and not worker.stopping.is_set():
+                log.info("job %s: stopping its transfer", job_id)
+                worker.stop()
+        for job_id in plan.job_ids - set(self.workers):
+            log.info("job %s: starting its transfer", job_id)
+            worker = Worker(self.queue_path, job_id, self.clock)
+            self.workers[job_id] = worker
+            worker.start()
+        return plan
+
+    def run(self) -> None:
+        """Tick whenever another process changes the queue, and at least every TICK_SECONDS."""
+        seen = None
+        next_tick = 0.0
+        try:
+            while not self.stop_event.is_set():
+                version = self.queue.data_version()
+                if version != seen or self.clock.monotonic() >= next_tick:
+                    self.tick()
+                    seen = self.queue.data_version()
+                    next_tick = self.clock.monotonic() + TICK_SECONDS
+                self.stop_event.wait(POLL_SECONDS)
+        finally:
+            self.shutdown()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop every transfer with its progress saved; running jobs go back to QUEUED."""
+        for worker in self.workers.values():
+            worker.stop()
+        for worker in self.workers.values():
+            worker.join(timeout)
+        self.workers.clear()
+        now = self.clock.now()
+        with self.queue.write() as tx:
+            for job in tx.jobs():
+                new = lifecycle.requeue(job, now)
+                if new is not job:
+                    tx.update(new, job)
+        self.queue.close()
+        log.info("daemon stopped")

@@ -1,0 +1,97 @@
+"""Pure state changes the daemon makes: connecting, progress, file done, errors, retries, timeouts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bitscli.model import ErrorContext, Job, JobError, JobFile, JobState, SecurityFlags
+
+ACTIVE = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)
+BG_E_MAXDOWNLOAD_TIMEOUT = 0x80200054
+
+
+def _with_file(job: Job, index: int, new: JobFile, **changes: object) -> Job:
+    files = (*job.files[:index], new, *job.files[index + 1 :])
+    return dataclasses.replace(job, files=files, **changes)  # type: ignore[arg-type]
+
+
+def connecting(job: Job, now: float) -> Job:
+    if job.state is not JobState.QUEUED:
+        return job
+    return dataclasses.replace(job, state=JobState.CONNECTING, modification_time=now)
+
+
+def progress(
+    job: Job, index: int, offset: int, size: int, etag: str | None, last_modified: str | None, url: str,
+    now: float, active: float,
+) -> Job:  # fmt: skip
+    """Record durable bytes of file ``index``; any new byte resets the no-progress timer (bits.md §2.6)."""
+    old = job.files[index]
+    new = dataclasses.replace(
+        old, bytes_transferred=offset, bytes_total=size, etag=etag, last_modified=last_modified,
+        remote_name=url if job.security_flags & SecurityFlags.REDIRECT_POLICY_ALLOW_REPORT else old.remote_name,
+    )  # fmt: skip
+    changes: dict[str, object] = {"active_seconds": job.active_seconds + active}
+    if offset > old.bytes_transferred:
+        changes.update(transient_since=None, modification_time=now)
+    if job.state in (JobState.QUEUED, JobState.CONNECTING):
+        changes["state"] = JobState.TRANSFERRING
+    return _with_file(job, index, new, **changes)
+
+
+def file_done(job: Job, index: int, size: int, now: float) -> Job:
+    old = job.files[index]
+    new = dataclasses.replace(old, bytes_total=size, bytes_transferred=size, completed=True)
+    return finish(_with_file(job, index, new, modification_time=now, transient_since=None), now)
+
+
+def finish(job: Job, now: float) -> Job:
+    """TRANSFERRED once every file is (a job resumed after its last file finished lands here)."""
+    if job.state in ACTIVE and all(f.completed for f in job.files):
+        return dataclasses.replace(job, state=JobState.TRANSFERRED, completion_time=now, error=None)
+    return job
+
+
+def failed(
+    job: Job, index: int | None, code: int, context: ErrorContext, message: str, transient: bool, now: float,
+    retry_after: float | None = None,
+) -> Job:  # fmt: skip
+    """TRANSIENT_ERROR with a retry time, or ERROR when fatal or out of patience (bits.md §2.6)."""
+    error = JobError(code, context, index, message)
+    since = job.transient_since if job.transient_since is not None else now
+    delay = max(job.min_retry_delay, retry_after or 0.0)
+    out_of_time = now - since >= job.no_progress_timeout or delay > job.no_progress_timeout
+    if not transient or out_of_time:
+        return dataclasses.replace(
+            job, state=JobState.ERROR, error=error, error_count=job.error_count + 1, modification_time=now,
+            retry_at=None,
+        )  # fmt: skip
+    return dataclasses.replace(
+        job, state=JobState.TRANSIENT_ERROR, error=error, error_count=job.error_count + 1, modification_time=now,
+        retry_at=now + delay, transient_since=since,
+    )  # fmt: skip
+
+
+def requeue(job: Job, now: float) -> Job:
+    """Back to QUEUED: the slice ended, a higher priority took over, or the daemon restarted."""
+    if job.state not in (JobState.CONNECTING, JobState.TRANSFERRING):
+        return job
+    return dataclasses.replace(job, state=JobState.QUEUED, modification_time=now)
+
+
+def timers(job: Job, now: float) -> Job:
+    """Apply the retry delay, the no-progress timeout and the maximum download time at ``now``."""
+    if job.state is JobState.TRANSIENT_ERROR:
+        if job.transient_since is not None and now - job.transient_since >= job.no_progress_timeout:
+            return dataclasses.replace(job, state=JobState.ERROR, retry_at=None, modification_time=now)
+        if job.retry_at is not None and now >= job.retry_at:
+            return dataclasses.replace(job, state=JobState.QUEUED, retry_at=None, modification_time=now)
+    if job.state in ACTIVE and job.max_download_time and job.active_seconds >= job.max_download_time:
+        error = JobError(
+            BG_E_MAXDOWNLOAD_TIMEOUT, ErrorContext.GENERAL_QUEUE_MANAGER, None,
+            f"the job spent its maximum download time ({job.max_download_time} s)",
+        )  # fmt: skip
+        return dataclasses.replace(
+            job, state=JobState.ERROR, error=error, error_count=job.error_count + 1, modification_time=now
+        )
+    return job

@@ -1,0 +1,174 @@
+"""One job's transfer thread: its files in order, progress saved after every fsync, errors classified."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from bitscli import lifecycle
+from bitscli.clock import Clock
+from bitscli.model import ErrorContext, Job, JobState
+from bitscli.store import Queue, open_queue
+from bitscli.transfer import files
+from bitscli.transfer.classify import E_FAIL, TransferError
+
+log = logging.getLogger("bitscli.daemon")
+
+QUICK_RETRIES = 3  # a response cut off after progress is resumed at once this many times (as wget, aria2)
+QUICK_BACKOFF = 0.5  # seconds, doubled on each quick retry
+
+
+class Worker(threading.Thread):
+    """Transfers one job until it is done, fails, or the daemon asks it to stop."""
+
+    def __init__(self, queue_path: Path, job_id: str, clock: Clock) -> None:
+        super().__init__(name=f"job-{job_id}", daemon=True)
+        self.queue_path = queue_path
+        self.job_id = job_id
+        self.clock = clock
+        self.stopping = threading.Event()
+        self._abort: Callable[[], None] | None = None
+
+    def stop(self) -> None:
+        """Ask the transfer to stop; a blocked read is broken so this takes effect within a second."""
+        self.stopping.set()
+        abort = self._abort
+        if abort is not None:
+            abort()
+
+    def run(self) -> None:
+        import requests  # deferred: the CLI never loads the transfer stack
+
+        queue = open_queue(self.queue_path)
+        session = requests.Session()
+        try:
+            self._run(queue, session)
+        except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried
+            log.exception("job %s: unexpected failure", self.job_id)
+            message = f"internal error: {type(exc).__name__}"
+            self._update(queue, lambda job, now: lifecycle.failed(
+                job, None, E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, message, True, now,
+            ))  # fmt: skip
+        finally:
+            session.close()
+            queue.close()
+
+    def _run(self, queue: Queue, session: object) -> None:
+        quick = 0
+        while not self.stopping.is_set():
+            with queue.read() as tx:
+                job = tx.job(self.job_id)
+            if job is None or job.state not in lifecycle.ACTIVE:
+                return
+            index = next((i for i, f in enumerate(job.files) if not f.completed), None)
+            if index is None:
+                self._update(queue, lifecycle.finish)
+                return
+            self._update(queue, lifecycle.connecting)
+            recorder = _Recorder(self, queue, index)
+            try:
+                version = _fetch(session, job, index, recorder)
+            except _StopTransfer:
+                return
+            except TransferError as err:
+                if err.transient and recorder.advanced and quick < QUICK_RETRIES:
+                    quick += 1
+                    log.info("job %s: %s; resuming at once (%d/%d)", job.id, err.message, quick, QUICK_RETRIES)
+                    if self.stopping.wait(QUICK_BACKOFF * 2 ** (quick - 1)):
+                        return
+                    continue
+                log.warning("job %s file %d: %s", job.id, index, err.message)
+                self._update(queue, lambda j, now, e=err, i=index: lifecycle.failed(
+                    j, i, e.code, e.context, e.message, e.transient, now, e.retry_after,
+                ))  # fmt: skip
+                return
+            quick = 0
+            size = version.size
+            self._update(queue, lambda j, now, i=index, n=size: lifecycle.file_done(j, i, n, now))
+            log.info("job %s: file %d done (%d bytes)", job.id, index, size)
+
+    def _update(self, queue: Queue, change: Callable[[Job, float], Job]) -> Job | None:
+        with queue.write() as tx:
+            job = tx.job(self.job_id)
+            if job is None or job.state.is_final:
+                return None
+            new = change(job, self.clock.now())
+            if new is not job:
+                tx.update(new, job)
+            return new
+
+
+class _StopTransfer(Exception):
+    pass
+
+
+class _Recorder:
+    """The engine's Progress: saves each checkpoint in the queue and watches for a stop."""
+
+    def __init__(self, worker: Worker, queue: Queue, index: int) -> None:
+        self.worker = worker
+        self.queue = queue
+        self.index = index
+        self.advanced = False
+        self._last = worker.clock.monotonic()
+
+    def transferring(self, abort: Callable[[], None]) -> None:
+        self.worker._abort = abort
+        if self.worker.stopping.is_set():
+            abort()
+
+    def checkpoint(self, offset: int, version: object, url: str) -> None:
+        from bitscli.transfer.http import Version
+
+        assert isinstance(version, Version)
+        now = self.worker.clock.monotonic()
+        active, self._last = now - self._last, now
+        with self.queue.write() as tx:
+            job = tx.job(self.worker.job_id)
+            if job is None or job.state.is_final:
+                self.worker.stopping.set()  # cancelled or completed under us: stop writing
+                return
+            if offset > job.files[self.index].bytes_transferred:
+                self.advanced = True
+            new = lifecycle.progress(
+                job, self.index, offset, version.size, version.etag, version.last_modified, url,
+                self.worker.clock.now(), active,
+            )  # fmt: skip
+            if job.state not in lifecycle.ACTIVE:  # suspended meanwhile: keep the bytes, not the state
+                new = _keep_state(new, job.state)
+                self.worker.stopping.set()
+            tx.update(new, job)
+
+    def stop_requested(self) -> bool:
+        return self.worker.stopping.is_set()
+
+
+def _keep_state(job: Job, state: JobState) -> Job:
+    import dataclasses
+
+    return dataclasses.replace(job, state=state)
+
+
+def _fetch(session: object, job: Job, index: int, recorder: _Recorder):  # type: ignore[no-untyped-def]
+    """Run the engine for one file of the job."""
+    from bitscli.transfer import http, local, options
+
+    f = job.files[index]
+    download = http.Download(
+        url=f.remote_name,
+        part=files.part_path(f.local_name, job.id, index),
+        offset=f.bytes_transferred,
+        known=http.Version(f.bytes_total, f.etag, f.last_modified),
+        headers=options.headers(job),
+        security_flags=job.security_flags,
+        dynamic=job.dynamic,
+        request_options=options.request_options(job),
+    )
+    try:
+        if f.remote_name.startswith("/") or f.remote_name.lower().startswith("file:"):
+            return local.copy(download, recorder)
+        return http.download(session, download, recorder)  # type: ignore[arg-type]
+    except http.Stopped:
+        raise _StopTransfer from None

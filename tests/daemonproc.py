@@ -1,0 +1,76 @@
+"""A real daemon process for tests: start, kill -9, restart, stop; never left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+class DaemonProcess:
+    def __init__(self, home: Path, slice_seconds: float = 300.0) -> None:
+        self.home = home
+        self.slice_seconds = slice_seconds
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProcess:
+        env = {**os.environ, "BITSCLI_HOME": str(self.home)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bitscli", "daemon", "run", "--slice", str(self.slice_seconds)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        pid_file = self.home / "daemon.pid"
+        while time.monotonic() < deadline:
+            if pid_file.exists() and pid_file.read_text().split()[:1] == [str(self.process.pid)]:
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"daemon exited: {self.process.stderr.read().decode() if self.process.stderr else ''}"
+                )
+            time.sleep(0.02)
+        raise RuntimeError("daemon did not start")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait: a graceful stop."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=60)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+class FakeClock:
+    """Injected time: tests move it forward instead of sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.wall = start
+        self.mono = 1000.0
+
+    def now(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds

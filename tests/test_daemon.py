@@ -1,0 +1,282 @@
+"""The daemon with a real local server: in-process ticks on an injected clock, and real daemon processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bitscli import paths, service
+from bitscli.daemon import Daemon
+from bitscli.model import JobState
+
+from .conftest import run_process
+from .daemonproc import DaemonProcess, FakeClock
+from .faultserver import FaultServer
+
+DATA = os.urandom(2 * 1024 * 1024 + 7)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    srv = FaultServer()
+    srv.put("/f", DATA)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def daemon_process(home: Path) -> Iterator[DaemonProcess]:
+    proc = DaemonProcess(home)
+    yield proc
+    proc.close()
+
+
+def wait_for(predicate, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    """Poll a condition on real processes; the assertion never depends on how long it took."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def settle(daemon: Daemon) -> None:
+    """Let the workers the last tick started finish."""
+    for worker in list(daemon.workers.values()):
+        worker.join(60)
+
+
+def state(ref: str) -> JobState:
+    return service.get_job(service.open_context(), ref).state
+
+
+# --- in-process ticks, injected clock ---------------------------------------------------------
+
+
+def test_tick_runs_a_job_to_transferred(ok, server, tmp_path: Path) -> None:
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("resume", job)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    plan = daemon.tick()
+    assert job in plan.job_ids
+    settle(daemon)
+    assert state(job) is JobState.TRANSFERRED
+    assert not (tmp_path / "f").exists()
+    ok("complete", job)
+    assert sha((tmp_path / "f").read_bytes()) == sha(DATA)
+    daemon.shutdown()
+
+
+def test_transient_error_waits_for_the_retry_delay(ok, server, tmp_path: Path) -> None:
+    clock = FakeClock()
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("setminretrydelay", job, "60")
+    ok("resume", job)
+    server.fault(status=503, headers={"Retry-After": "120"})  # the HEAD of the first attempt
+    daemon = Daemon(paths.queue_path(), clock)
+    daemon.tick()
+    settle(daemon)
+    found = service.get_job(service.open_context(), job)
+    assert found.state is JobState.TRANSIENT_ERROR
+    assert found.error is not None
+    assert found.error.code == 0x801901F7
+    assert found.retry_at == clock.now() + 120  # the longer of the retry delay and Retry-After
+    clock.advance(119)
+    daemon.tick()
+    assert state(job) is JobState.TRANSIENT_ERROR
+    clock.advance(1)
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.TRANSFERRED
+    assert ok("geterrorcount", job).stdout == "1\n"
+    daemon.shutdown()
+
+
+def test_no_progress_timeout_turns_transient_into_error(ok, server, tmp_path: Path) -> None:
+    clock = FakeClock()
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("setminretrydelay", job, "10")
+    ok("setnoprogresstimeout", job, "25")
+    ok("resume", job)
+    server.fault(status=500, times=100)
+    daemon = Daemon(paths.queue_path(), clock)
+    for _ in range(3):  # fails at t=0, 10 and 20, each time TRANSIENT_ERROR
+        daemon.tick()
+        settle(daemon)
+        assert state(job) is JobState.TRANSIENT_ERROR
+        clock.advance(10)
+    daemon.tick()  # t=30: 25 s without progress since the first error
+    assert state(job) is JobState.ERROR
+    assert "500" in ok("geterror", job).stdout
+    daemon.shutdown()
+
+
+def test_fatal_http_errors_go_straight_to_error(ok, server, tmp_path: Path) -> None:
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, server.url("/missing"), str(tmp_path / "f"))
+    ok("resume", job)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.ERROR
+    err = ok("geterror", job).stdout
+    assert "ERROR CODE:    0x80190194" in err
+    assert "ERROR CONTEXT: 0x00000005" in err
+    assert server.url("/missing") in err
+    daemon.shutdown()
+
+
+def test_a_reset_after_progress_is_resumed_at_once(ok, server, tmp_path: Path) -> None:
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("resume", job)
+    server.fault(reset_after=300_000)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.TRANSFERRED  # no TRANSIENT_ERROR, no retry delay
+    assert ok("geterrorcount", job).stdout == "0\n"
+    ok("complete", job)
+    assert sha((tmp_path / "f").read_bytes()) == sha(DATA)
+    daemon.shutdown()
+
+
+def test_max_download_time(ok, server, tmp_path: Path) -> None:
+    clock = FakeClock()
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("setmaxdownloadtime", job, "5")
+    ok("resume", job)
+    ctx = service.open_context()
+    with ctx.queue.write() as tx:  # 6 s already spent transferring
+        import dataclasses
+
+        current = tx.job(job)
+        tx.update(dataclasses.replace(current, active_seconds=6.0), current)
+    daemon = Daemon(paths.queue_path(), clock)
+    daemon.tick()
+    assert state(job) is JobState.ERROR
+    assert "0x80200054" in ok("geterror", job).stdout
+    daemon.shutdown()
+
+
+def test_file_urls_copy_with_the_same_rules(ok, tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(DATA)
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, source.as_uri(), str(tmp_path / "a"))
+    ok("addfile", job, str(source), str(tmp_path / "b"))
+    ok("resume", job)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    ok("complete", job)
+    assert sha((tmp_path / "a").read_bytes()) == sha((tmp_path / "b").read_bytes()) == sha(DATA)
+    daemon.shutdown()
+
+
+def test_daemon_restart_requeues_jobs_left_transferring(ok, server, tmp_path: Path) -> None:
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("resume", job)
+    ctx = service.open_context()
+    with ctx.queue.write() as tx:  # as a killed daemon leaves it
+        import dataclasses
+
+        current = tx.job(job)
+        tx.update(dataclasses.replace(current, state=JobState.TRANSFERRING), current)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.TRANSFERRED
+    daemon.shutdown()
+
+
+# --- real daemon processes --------------------------------------------------------------------
+
+
+def test_one_daemon_per_queue(daemon_process: DaemonProcess, home: Path) -> None:
+    daemon_process.start()
+    second = run_process("daemon", "run")
+    assert second.exit_code == 0
+    assert "already running" in second.stdout
+    status = run_process("daemon", "status")
+    assert status.exit_code == 0
+    assert f"pid {daemon_process.process.pid}" in status.stdout
+    assert daemon_process.stop() == 0
+    assert run_process("daemon", "status").exit_code == 11
+
+
+def test_transfer_command_end_to_end(daemon_process: DaemonProcess, server, tmp_path: Path) -> None:
+    daemon_process.start()
+    result = run_process("transfer", "t", server.url("/f"), str(tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr
+    assert "Transfer complete" in result.stdout
+    assert sha((tmp_path / "out").read_bytes()) == sha(DATA)
+    failed = run_process("transfer", "t2", server.url("/nope"), str(tmp_path / "nope"))
+    assert failed.exit_code == 10
+    assert "0x80190194" not in failed.stdout
+    assert "404" in failed.stderr
+    assert not (tmp_path / "nope").exists()
+    assert run_process("getstate", "t2").stdout == "CANCELLED\n"
+
+
+def test_suspend_stops_a_running_transfer_and_keeps_progress(daemon_process, server, ok, tmp_path: Path) -> None:
+    server.fault(trickle=0.001, times=1)  # about 1 KB/s: still running when we suspend
+    job = ok("create", "--raw", "slow").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("resume", job)
+    daemon_process.start()
+    wait_for(lambda: service.get_job(service.open_context(), job).bytes_transferred > 0)
+    ok("suspend", job)
+    time.sleep(1.5)  # the transfer must not go on after a suspend; nothing is asserted on the timing
+    first = service.get_job(service.open_context(), job)
+    time.sleep(1.0)
+    second = service.get_job(service.open_context(), job)
+    assert second.state is JobState.SUSPENDED
+    assert second.bytes_transferred == first.bytes_transferred > 0
+    ok("resume", job)
+    wait_for(lambda: state(job) is JobState.TRANSFERRED)
+    ok("complete", job)
+    assert sha((tmp_path / "f").read_bytes()) == sha(DATA)
+
+
+def test_graceful_stop_requeues_with_progress(daemon_process, server, ok, tmp_path: Path) -> None:
+    server.fault(trickle=0.001, times=1)
+    job = ok("create", "--raw", "slow").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("resume", job)
+    daemon_process.start()
+    wait_for(lambda: service.get_job(service.open_context(), job).bytes_transferred > 0)
+    assert daemon_process.stop() == 0
+    stopped = service.get_job(service.open_context(), job)
+    assert stopped.state is JobState.QUEUED
+    assert stopped.bytes_transferred > 0
+    daemon_process.start()
+    wait_for(lambda: state(job) is JobState.TRANSFERRED)
+    assert server.gets("/f")[-1].headers.get("Range", "").startswith("bytes=")
+
+
+def test_wait_command(daemon_process, server, ok, tmp_path: Path) -> None:
+    job = ok("create", "--raw", "w").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    assert run_process("wait", job).exit_code == 5  # suspended: it would never finish
+    ok("resume", job)
+    daemon_process.start()
+    done = run_process("wait", job, "--timeout", "60")
+    assert done.exit_code == 0, done.stderr
+    assert state(job) is JobState.TRANSFERRED
