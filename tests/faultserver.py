@@ -42,6 +42,7 @@ class FaultServer:
         self.faults: deque[Fault] = deque()
         self.seen: list[Seen] = []
         self.head_allowed = True
+        self.chunk_delay = 0.0  # seconds between 64 KiB chunks of every body: a slow link
         self.lock = threading.Lock()
         server = self
 
@@ -160,6 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
+            return
+        if self.owner.chunk_delay:
+            for i in range(0, len(body), 65536):
+                self.wfile.write(body[i : i + 65536])
+                time.sleep(self.owner.chunk_delay)
             return
         self.wfile.write(body)
 
