@@ -23,7 +23,7 @@ class Daemon:
         self.queue_path = queue_path
         self.clock = clock
         self.slice_seconds = slice_seconds
-        self.queue = open_queue(queue_path)
+        self.queue = open_queue(queue_path, durable=False)
         self.workers: dict[str, Worker] = {}
         self.current: scheduler.Slice | None = None
         self.stop_event = threading.Event()

@@ -10,11 +10,6 @@ ACTIVE = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)
 BG_E_MAXDOWNLOAD_TIMEOUT = 0x80200054
 
 
-def _with_file(job: Job, index: int, new: JobFile, **changes: object) -> Job:
-    files = (*job.files[:index], new, *job.files[index + 1 :])
-    return dataclasses.replace(job, files=files, **changes)  # type: ignore[arg-type]
-
-
 def connecting(job: Job, now: float) -> Job:
     if job.state is not JobState.QUEUED:
         return job
@@ -22,34 +17,32 @@ def connecting(job: Job, now: float) -> Job:
 
 
 def progress(
-    job: Job, index: int, offset: int, size: int, etag: str | None, last_modified: str | None, url: str,
+    job: Job, f: JobFile, offset: int, size: int, etag: str | None, last_modified: str | None, url: str,
     now: float, active: float,
-) -> Job:  # fmt: skip
-    """Record durable bytes of file ``index``; any new byte resets the no-progress timer (bits.md §2.6)."""
-    old = job.files[index]
+) -> tuple[Job, JobFile]:  # fmt: skip
+    """Record durable bytes of a file; any new byte resets the no-progress timer (bits.md §2.6)."""
     new = dataclasses.replace(
-        old, bytes_transferred=offset, bytes_total=size, etag=etag, last_modified=last_modified,
-        remote_name=url if job.security_flags & SecurityFlags.REDIRECT_POLICY_ALLOW_REPORT else old.remote_name,
+        f, bytes_transferred=offset, bytes_total=size, etag=etag, last_modified=last_modified,
+        remote_name=url if job.security_flags & SecurityFlags.REDIRECT_POLICY_ALLOW_REPORT else f.remote_name,
     )  # fmt: skip
     changes: dict[str, object] = {"active_seconds": job.active_seconds + active}
-    if offset > old.bytes_transferred:
+    if offset > f.bytes_transferred:
         changes.update(transient_since=None, modification_time=now)
     if job.state in (JobState.QUEUED, JobState.CONNECTING):
         changes["state"] = JobState.TRANSFERRING
-    return _with_file(job, index, new, **changes)
+    return dataclasses.replace(job, **changes), new  # type: ignore[arg-type]
 
 
-def file_done(job: Job, index: int, size: int, now: float) -> Job:
-    old = job.files[index]
-    new = dataclasses.replace(old, bytes_total=size, bytes_transferred=size, completed=True)
-    return finish(_with_file(job, index, new, modification_time=now, transient_since=None), now)
+def file_done(job: Job, f: JobFile, size: int, now: float) -> tuple[Job, JobFile]:
+    new = dataclasses.replace(f, bytes_total=size, bytes_transferred=size, completed=True)
+    return dataclasses.replace(job, modification_time=now, transient_since=None), new
 
 
 def finish(job: Job, now: float) -> Job:
-    """TRANSFERRED once every file is (a job resumed after its last file finished lands here)."""
-    if job.state in ACTIVE and all(f.completed for f in job.files):
-        return dataclasses.replace(job, state=JobState.TRANSFERRED, completion_time=now, error=None)
-    return job
+    """TRANSFERRED: the caller found no file left to transfer."""
+    if job.state not in ACTIVE:
+        return job
+    return dataclasses.replace(job, state=JobState.TRANSFERRED, completion_time=now, error=None)
 
 
 def failed(

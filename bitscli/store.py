@@ -26,7 +26,7 @@ from bitscli.schema import (
 _FINAL_STATES = (int(JobState.ACKNOWLEDGED), int(JobState.CANCELLED))
 
 
-def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0) -> Queue:
+def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0, durable: bool = True) -> Queue:
     """Open (creating if needed) the queue, refusing any file that is not a healthy bitscli queue."""
     path = path or paths.queue_path()
     paths.ensure_private_dir(path.parent)
@@ -41,7 +41,7 @@ def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0) -> Queue
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise _queue_error(exc, path) from None
-    queue = Queue(conn, path, busy_timeout)
+    queue = Queue(conn, path, busy_timeout, durable)
     try:
         queue._prepare()
     except BaseException:
@@ -72,10 +72,11 @@ def _queue_error(exc: sqlite3.Error, path: Path) -> QueueError:
 class Queue:
     """One connection to the queue; every read-modify-write goes through ``write()``."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, busy_timeout: float) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, busy_timeout: float, durable: bool = True) -> None:
         self._conn = conn
         self.path = path
         self._busy_ms = int(busy_timeout * 1000)
+        self._durable = durable
 
     def close(self) -> None:
         self._conn.close()
@@ -94,8 +95,10 @@ class Queue:
             self._check_identity(version, app_id)
             if version < SCHEMA_VERSION:
                 self._migrate()
-            # FULL: an acknowledged command survives power loss, not only a crash (design.md).
-            self._conn.execute("PRAGMA synchronous = FULL")
+            # FULL: an acknowledged command survives power loss, not only a crash (design.md). The daemon's
+            # progress writes use NORMAL (still crash-safe in WAL): losing one to a power cut only means
+            # fetching again bytes that were already fsynced to the part file.
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise _queue_error(exc, self.path) from None
@@ -206,6 +209,29 @@ class Transaction:
     def count_live_jobs(self) -> int:
         return self._conn.execute(f"SELECT count(*) FROM jobs WHERE state NOT IN {_FINAL_STATES}").fetchone()[0]
 
+    def job_header(self, job_id: str) -> Job | None:
+        """The job without its files (credentials included): for per-file work on big jobs."""
+        jobs = self._load("WHERE id = ?", (job_id,), with_files=False)
+        return jobs[0] if jobs else None
+
+    def file(self, job_id: str, index: int) -> JobFile:
+        row = self._conn.execute(
+            f"SELECT {', '.join(FILE_COLUMNS)} FROM files WHERE job_id = ? AND idx = ?", (job_id, index)
+        ).fetchone()
+        return decode_file(row)
+
+    def next_incomplete_file(self, job_id: str) -> int | None:
+        row = self._conn.execute("SELECT min(idx) FROM files WHERE job_id = ? AND completed = 0", (job_id,)).fetchone()
+        return row[0]
+
+    def update_header(self, job: Job) -> None:
+        """Store the job's own columns only (its files are untouched)."""
+        assignments = ", ".join(f"{c} = ?" for c in JOB_COLUMNS)
+        self._conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encode_job(job), job.id))
+
+    def update_file(self, job_id: str, index: int, f: JobFile) -> None:
+        self._write_files(job_id, [(index, f)])
+
     def insert(self, job: Job) -> None:
         marks = ", ".join("?" * len(JOB_COLUMNS))
         self._conn.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({marks})", encode_job(job))
@@ -243,7 +269,7 @@ class Transaction:
             ((job_id, int(c.target), int(c.scheme), c.username, c.password) for c in credentials),
         )
 
-    def _load(self, where: str, params: tuple[object, ...]) -> list[Job]:
+    def _load(self, where: str, params: tuple[object, ...], with_files: bool = True) -> list[Job]:
         """Jobs matching ``where``, oldest first, with their files and credentials."""
         rows = self._conn.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs {where} ORDER BY seq", params).fetchall()
         if not rows:
@@ -251,10 +277,11 @@ class Transaction:
         # One query per child table, restricted to the selected jobs, keeps `list` of 10,000 jobs fast.
         selected = f"SELECT id FROM jobs {where}"
         files: dict[str, list[JobFile]] = {}
-        for job_id, *values in self._conn.execute(
+        file_rows = self._conn.execute(
             f"SELECT job_id, {', '.join(FILE_COLUMNS)} FROM files WHERE job_id IN ({selected}) ORDER BY job_id, idx",
             params,
-        ):
+        ) if with_files else ()  # fmt: skip
+        for job_id, *values in file_rows:
             files.setdefault(job_id, []).append(decode_file(values))
         credentials: dict[str, list[Credential]] = {}
         for job_id, target, scheme, user, password in self._conn.execute(

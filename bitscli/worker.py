@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bitscli import lifecycle
 from bitscli.clock import Clock
-from bitscli.model import ErrorContext, Job, JobState
+from bitscli.model import ErrorContext, Job, JobFile, JobState
 from bitscli.store import Queue, open_queue
 from bitscli.transfer import files
 from bitscli.transfer.classify import E_FAIL, TransferError
@@ -41,7 +41,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         import requests  # deferred: the CLI never loads the transfer stack
 
-        queue = open_queue(self.queue_path)
+        queue = open_queue(self.queue_path, durable=False)
         session = requests.Session()
         try:
             self._run(queue, session)
@@ -58,18 +58,19 @@ class Worker(threading.Thread):
     def _run(self, queue: Queue, session: object) -> None:
         quick = 0
         while not self.stopping.is_set():
-            with queue.read() as tx:
-                job = tx.job(self.job_id)
+            with queue.read() as tx:  # the header and one file: big jobs cost no more per file
+                job = tx.job_header(self.job_id)
+                index = tx.next_incomplete_file(self.job_id) if job is not None else None
+                f = tx.file(self.job_id, index) if index is not None else None
             if job is None or job.state not in lifecycle.ACTIVE:
                 return
-            index = next((i for i, f in enumerate(job.files) if not f.completed), None)
-            if index is None:
+            if index is None or f is None:
                 self._update(queue, lifecycle.finish)
                 return
             self._update(queue, lifecycle.connecting)
             recorder = _Recorder(self, queue, index)
             try:
-                version = _fetch(session, job, index, recorder)
+                version = _fetch(session, job, index, f, recorder)
             except _StopTransfer:
                 return
             except TransferError as err:
@@ -85,19 +86,29 @@ class Worker(threading.Thread):
                 ))  # fmt: skip
                 return
             quick = 0
-            size = version.size
-            self._update(queue, lambda j, now, i=index, n=size: lifecycle.file_done(j, i, n, now))
-            log.info("job %s: file %d done (%d bytes)", job.id, index, size)
+            self._file_done(queue, index, version.size)
 
-    def _update(self, queue: Queue, change: Callable[[Job, float], Job]) -> Job | None:
+    def _update(self, queue: Queue, change: Callable[[Job, float], Job]) -> None:
         with queue.write() as tx:
-            job = tx.job(self.job_id)
+            job = tx.job_header(self.job_id)
             if job is None or job.state.is_final:
-                return None
+                return
             new = change(job, self.clock.now())
             if new is not job:
-                tx.update(new, job)
-            return new
+                tx.update_header(new)
+
+    def _file_done(self, queue: Queue, index: int, size: int) -> None:
+        now = self.clock.now()
+        with queue.write() as tx:
+            job = tx.job_header(self.job_id)
+            if job is None or job.state.is_final:
+                return
+            job, f = lifecycle.file_done(job, tx.file(self.job_id, index), size, now)
+            tx.update_file(self.job_id, index, f)
+            if tx.next_incomplete_file(self.job_id) is None:
+                job = lifecycle.finish(job, now)
+            tx.update_header(job)
+        log.info("job %s: file %d done (%d bytes)", self.job_id, index, size)
 
 
 class _StopTransfer(Exception):
@@ -126,20 +137,21 @@ class _Recorder:
         now = self.worker.clock.monotonic()
         active, self._last = now - self._last, now
         with self.queue.write() as tx:
-            job = tx.job(self.worker.job_id)
+            job = tx.job_header(self.worker.job_id)
             if job is None or job.state.is_final:
                 self.worker.stopping.set()  # cancelled or completed under us: stop writing
                 return
-            if offset > job.files[self.index].bytes_transferred:
+            f = tx.file(self.worker.job_id, self.index)
+            if offset > f.bytes_transferred:
                 self.advanced = True
-            new = lifecycle.progress(
-                job, self.index, offset, version.size, version.etag, version.last_modified, url,
-                self.worker.clock.now(), active,
-            )  # fmt: skip
+            new, new_file = lifecycle.progress(
+                job, f, offset, version.size, version.etag, version.last_modified, url, self.worker.clock.now(), active
+            )
             if job.state not in lifecycle.ACTIVE:  # suspended meanwhile: keep the bytes, not the state
                 new = _keep_state(new, job.state)
                 self.worker.stopping.set()
-            tx.update(new, job)
+            tx.update_file(self.worker.job_id, self.index, new_file)
+            tx.update_header(new)
 
     def stop_requested(self) -> bool:
         return self.worker.stopping.is_set()
@@ -151,11 +163,10 @@ def _keep_state(job: Job, state: JobState) -> Job:
     return dataclasses.replace(job, state=state)
 
 
-def _fetch(session: object, job: Job, index: int, recorder: _Recorder):  # type: ignore[no-untyped-def]
+def _fetch(session: object, job: Job, index: int, f: JobFile, recorder: _Recorder):  # type: ignore[no-untyped-def]
     """Run the engine for one file of the job."""
     from bitscli.transfer import http, local, options
 
-    f = job.files[index]
     download = http.Download(
         url=f.remote_name,
         part=files.part_path(f.local_name, job.id, index),

@@ -124,6 +124,10 @@ def _download(session: requests.Session, job: Download, progress: Progress, fd: 
         if offset:
             _restart(fd, progress, job.url)
         return _fetch(session, job, progress, fd, 0, Version())
+    if not offset:
+        # Nothing to resume: the GET's own headers give the size and validators, so skip the HEAD
+        # (one round trip per file; it matters for jobs of many small files).
+        return _fetch(session, job, progress, fd, 0, Version())
     head, url = _head(session, job)
     if head is not None:
         if offset and head.differs_from(known):
