@@ -8,13 +8,14 @@ from pathlib import Path
 
 from bitscli import lifecycle, scheduler
 from bitscli.clock import Clock
+from bitscli.model import Job
 from bitscli.store import open_queue
 from bitscli.worker import Worker
 
 log = logging.getLogger("bitscli.daemon")
 
 DEFAULT_SLICE_SECONDS = 300.0  # equal priorities take turns this often (BITS does not document its slice)
-POLL_SECONDS = 0.2  # how often the queue's data_version is checked for changes made by the CLI
+POLL_SECONDS = 0.05  # how often the queue's data_version is checked for changes made by the CLI
 TICK_SECONDS = 1.0  # ticks happen at least this often, for timers and slices
 
 
@@ -33,16 +34,17 @@ class Daemon:
         for job_id in [j for j, w in self.workers.items() if not w.is_alive()]:
             del self.workers[job_id]
         now = self.clock.now()
-        with self.queue.write() as tx:
-            jobs = tx.jobs()
-            for i, job in enumerate(jobs):
-                new = lifecycle.timers(job, now)
-                if job.id not in self.workers:
-                    new = lifecycle.requeue(new, now)
-                if new is not job:
-                    tx.update(new, job)
-                    jobs[i] = new
-                    log.info("job %s: %s -> %s", job.id, job.state.name, new.state.name)
+        with self.queue.read() as tx:  # headers only, and no write lock unless something changes
+            jobs = tx.job_headers()
+        if any(self._due(job, now) is not job for job in jobs):
+            with self.queue.write() as tx:
+                jobs = tx.job_headers()
+                for i, job in enumerate(jobs):
+                    new = self._due(job, now)
+                    if new is not job:
+                        tx.update_header(new)
+                        jobs[i] = new
+                        log.info("job %s: %s -> %s", job.id, job.state.name, new.state.name)
         plan = scheduler.choose(jobs, self.current, self.clock.monotonic(), self.slice_seconds)
         self.current = plan.background
         for job_id, worker in self.workers.items():
@@ -55,6 +57,11 @@ class Daemon:
             self.workers[job_id] = worker
             worker.start()
         return plan
+
+    def _due(self, job: Job, now: float) -> Job:
+        """Timers, and a job left active with no worker (stopped, or the daemon crashed) back to QUEUED."""
+        new = lifecycle.timers(job, now)
+        return new if job.id in self.workers else lifecycle.requeue(new, now)
 
     def run(self) -> None:
         """Tick whenever another process changes the queue, and at least every TICK_SECONDS."""
@@ -80,9 +87,9 @@ class Daemon:
         self.workers.clear()
         now = self.clock.now()
         with self.queue.write() as tx:
-            for job in tx.jobs():
+            for job in tx.job_headers():
                 new = lifecycle.requeue(job, now)
                 if new is not job:
-                    tx.update(new, job)
+                    tx.update_header(new)
         self.queue.close()
         log.info("daemon stopped")

@@ -257,12 +257,16 @@ def complete(ctx: Context, ref: str) -> Completion:
         job = resolve(tx, ref)
         done = model.complete(job, ctx.clock.now())
         kept = 0
+        directories = set()
         for index, f in enumerate(job.files):
             part = files.part_path(f.local_name, job.id, index)
             if f.completed and (job.type.is_upload or _publish(part, f.local_name)):
                 kept += 1
+                directories.add(os.path.dirname(f.local_name))
             elif not job.type.is_upload:
                 files.discard(part)
+        for directory in directories:  # the renames are durable before ACKNOWLEDGED is committed
+            files.fsync_directory(directory)
         tx.update(done, job)
     return Completion(done, kept, len(job.files))
 
@@ -272,7 +276,7 @@ def _publish(part: str, final: str) -> bool:
 
     try:
         # A re-run after a crash between the renames and the commit finds the file already in place.
-        return files.publish(part, final) or os.path.exists(final)
+        return files.publish(part, final, sync_directory=False) or os.path.exists(final)
     except OSError as exc:
         raise BitsError(
             f"cannot move the finished file into place at {final}: {exc.strerror}; the job was not completed",

@@ -214,6 +214,10 @@ class Transaction:
         jobs = self._load("WHERE id = ?", (job_id,), with_files=False)
         return jobs[0] if jobs else None
 
+    def job_headers(self) -> list[Job]:
+        """Every live job without its files: what the scheduler needs, cheap for jobs of many files."""
+        return self._load(f"WHERE state NOT IN {_FINAL_STATES}", (), with_files=False)
+
     def file(self, job_id: str, index: int) -> JobFile:
         row = self._conn.execute(
             f"SELECT {', '.join(FILE_COLUMNS)} FROM files WHERE job_id = ? AND idx = ?", (job_id, index)

@@ -10,7 +10,7 @@ from pathlib import Path
 from bitscli import lifecycle
 from bitscli.clock import Clock
 from bitscli.model import ErrorContext, Job, JobFile, JobState
-from bitscli.store import Queue, open_queue
+from bitscli.store import Queue, Transaction, open_queue
 from bitscli.transfer import files
 from bitscli.transfer.classify import E_FAIL, TransferError
 
@@ -43,6 +43,8 @@ class Worker(threading.Thread):
 
         queue = open_queue(self.queue_path, durable=False)
         session = requests.Session()
+        # The environment is read once per host (options.proxies_for), not on every request.
+        session.trust_env = False
         try:
             self._run(queue, session)
         except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried
@@ -57,17 +59,16 @@ class Worker(threading.Thread):
 
     def _run(self, queue: Queue, session: object) -> None:
         quick = 0
+        with queue.read() as tx:
+            job, index, f = _next_file(tx, self.job_id)
         while not self.stopping.is_set():
-            with queue.read() as tx:  # the header and one file: big jobs cost no more per file
-                job = tx.job_header(self.job_id)
-                index = tx.next_incomplete_file(self.job_id) if job is not None else None
-                f = tx.file(self.job_id, index) if index is not None else None
             if job is None or job.state not in lifecycle.ACTIVE:
                 return
             if index is None or f is None:
                 self._update(queue, lifecycle.finish)
                 return
-            self._update(queue, lifecycle.connecting)
+            if job.state is JobState.QUEUED:
+                self._update(queue, lifecycle.connecting)
             recorder = _Recorder(self, queue, index)
             try:
                 version = _fetch(session, job, index, f, recorder)
@@ -79,6 +80,8 @@ class Worker(threading.Thread):
                     log.info("job %s: %s; resuming at once (%d/%d)", job.id, err.message, quick, QUICK_RETRIES)
                     if self.stopping.wait(QUICK_BACKOFF * 2 ** (quick - 1)):
                         return
+                    with queue.read() as tx:
+                        job, index, f = _next_file(tx, self.job_id)
                     continue
                 log.warning("job %s file %d: %s", job.id, index, err.message)
                 self._update(queue, lambda j, now, e=err, i=index: lifecycle.failed(
@@ -86,7 +89,7 @@ class Worker(threading.Thread):
                 ))  # fmt: skip
                 return
             quick = 0
-            self._file_done(queue, index, version.size)
+            job, index, f = self._file_done(queue, index, version, recorder)
 
     def _update(self, queue: Queue, change: Callable[[Job, float], Job]) -> None:
         with queue.write() as tx:
@@ -97,22 +100,42 @@ class Worker(threading.Thread):
             if new is not job:
                 tx.update_header(new)
 
-    def _file_done(self, queue: Queue, index: int, size: int) -> None:
+    def _file_done(
+        self, queue: Queue, index: int, version: object, recorder: _Recorder
+    ) -> tuple[Job | None, int | None, JobFile | None]:
+        """Record the file as complete and pick the next one, in one transaction."""
+        from bitscli.transfer.http import Version
+
+        assert isinstance(version, Version)
         now = self.clock.now()
         with queue.write() as tx:
             job = tx.job_header(self.job_id)
             if job is None or job.state.is_final:
-                return
-            job, f = lifecycle.file_done(job, tx.file(self.job_id, index), size, now)
+                return None, None, None
+            f = tx.file(self.job_id, index)
+            job, f = lifecycle.progress(
+                job, f, version.size, version.size, version.etag, version.last_modified, recorder.url or f.remote_name,
+                now, recorder.active_since_last(),
+            )  # fmt: skip
+            job, f = lifecycle.file_done(job, f, version.size, now)
             tx.update_file(self.job_id, index, f)
-            if tx.next_incomplete_file(self.job_id) is None:
+            following = tx.next_incomplete_file(self.job_id)
+            if following is None:
                 job = lifecycle.finish(job, now)
             tx.update_header(job)
-        log.info("job %s: file %d done (%d bytes)", self.job_id, index, size)
+            log.info("job %s: file %d done (%d bytes)", self.job_id, index, version.size)
+            return job, following, tx.file(self.job_id, following) if following is not None else None
 
 
 class _StopTransfer(Exception):
     pass
+
+
+def _next_file(tx: Transaction, job_id: str) -> tuple[Job | None, int | None, JobFile | None]:
+    """The job's header, and the first file not yet complete (None when all are)."""
+    job = tx.job_header(job_id)
+    index = tx.next_incomplete_file(job_id) if job is not None else None
+    return job, index, tx.file(job_id, index) if index is not None else None
 
 
 class _Recorder:
@@ -123,7 +146,14 @@ class _Recorder:
         self.queue = queue
         self.index = index
         self.advanced = False
+        self.url: str | None = None  # the URL the bytes came from, after redirects
         self._last = worker.clock.monotonic()
+
+    def active_since_last(self) -> float:
+        """Seconds of transfer since the last checkpoint (for the maximum download time)."""
+        now = self.worker.clock.monotonic()
+        active, self._last = now - self._last, now
+        return active
 
     def transferring(self, abort: Callable[[], None]) -> None:
         self.worker._abort = abort
@@ -134,8 +164,8 @@ class _Recorder:
         from bitscli.transfer.http import Version
 
         assert isinstance(version, Version)
-        now = self.worker.clock.monotonic()
-        active, self._last = now - self._last, now
+        active = self.active_since_last()
+        self.url = url
         with self.queue.write() as tx:
             job = tx.job_header(self.worker.job_id)
             if job is None or job.state.is_final:
@@ -175,7 +205,7 @@ def _fetch(session: object, job: Job, index: int, f: JobFile, recorder: _Recorde
         headers=options.headers(job),
         security_flags=job.security_flags,
         dynamic=job.dynamic,
-        request_options=options.request_options(job),
+        request_options=options.request_options(job, f.remote_name),
     )
     try:
         if f.remote_name.startswith("/") or f.remote_name.lower().startswith("file:"):

@@ -14,7 +14,7 @@ from bitscli.values import parse_acl_flags, parse_priority
 
 app = typer.Typer()
 _PANEL = "Jobs"
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 
 
 @app.command("transfer", rich_help_panel=_PANEL)

@@ -63,8 +63,11 @@ def fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def publish(part: str, final: str) -> bool:
-    """Rename a finished part file to its final name, durably; False when there was no part file."""
+def publish(part: str, final: str, sync_directory: bool = True) -> bool:
+    """Rename a finished part file to its final name; False when there was no part file.
+
+    With ``sync_directory=False`` the caller fsyncs the directory afterwards (once for many files).
+    """
     try:
         fd = os.open(part, os.O_RDONLY)
     except FileNotFoundError:
@@ -74,7 +77,8 @@ def publish(part: str, final: str) -> bool:
     finally:
         os.close(fd)
     os.replace(part, final)
-    fsync_directory(os.path.dirname(final))
+    if sync_directory:
+        fsync_directory(os.path.dirname(final))
     return True
 
 

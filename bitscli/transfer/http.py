@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -106,7 +107,10 @@ def version_of(response: requests.Response, size: int) -> Version:
 
 
 def download(session: requests.Session, job: Download, progress: Progress) -> Version:
-    """Fetch ``job.url`` into ``job.part`` from the durable offset; returns the version now complete."""
+    """Fetch ``job.url`` into ``job.part`` from the durable offset; returns the version now complete.
+
+    On return every byte is fsynced; recording the completion is the caller's (one write, not two).
+    """
     try:
         fd, offset = files.open_part(job.part, job.offset)
     except OSError as exc:
@@ -277,9 +281,13 @@ def _check_partial(response: requests.Response, offset: int, known: Version) -> 
 def _stream(
     response: requests.Response, fd: int, offset: int, version: Version, progress: Progress, url: str
 ) -> Version:
-    """Copy the body to the part file; checkpoints only ever name fsynced bytes."""
+    """Copy the body to the part file; checkpoints only ever name fsynced bytes.
+
+    The fsync and the checkpoint run on a helper thread while the next bytes arrive, so the disk's
+    write-back overlaps the network instead of stalling it.
+    """
     raw = response.raw
-    synced_at, synced_offset = time.monotonic(), offset
+    syncer = _Syncer(fd, progress, version, url)
     try:
         while True:
             if progress.stop_requested():
@@ -289,22 +297,68 @@ def _stream(
                 break
             files.write_all(fd, chunk)
             offset += len(chunk)
-            if offset - synced_offset >= CHECKPOINT_BYTES or time.monotonic() - synced_at >= CHECKPOINT_SECONDS:
-                os.fsync(fd)
-                progress.checkpoint(offset, version, url)
-                synced_at, synced_offset = time.monotonic(), offset
+            syncer.maybe_checkpoint(offset)
     except (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError) as exc:
+        syncer.finish()
         _save(fd, progress, offset, version, url)
         raise transport_error(exc, url) from None
     except OSError as exc:  # the disk, not the network: the socket errors are caught above
+        syncer.finish()
         raise local_error(exc, "part file") from None
     except Stopped:
+        syncer.finish()
         _save(fd, progress, offset, version, url)
         raise
-    _save(fd, progress, offset, version, url)
+    syncer.finish()
     if version.size != UNKNOWN and offset != version.size:
+        _save(fd, progress, offset, version, url)
         raise protocol_error(f"the body ended at byte {offset} of {version.size} from {url}")
+    try:
+        os.fsync(fd)  # the caller records the file as complete: every byte must be on disk first
+    except OSError as exc:
+        raise local_error(exc, "part file") from None
     return Version(offset, version.etag, version.last_modified)
+
+
+class _Syncer:
+    """At most one fsync-then-checkpoint in flight, started every CHECKPOINT_BYTES or CHECKPOINT_SECONDS."""
+
+    def __init__(self, fd: int, progress: Progress, version: Version, url: str) -> None:
+        self.fd, self.progress, self.version, self.url = fd, progress, version, url
+        self.synced_at = time.monotonic()
+        self.synced_offset: int | None = None  # None until the first background checkpoint
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def maybe_checkpoint(self, offset: int) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self._raise_pending()
+        # Small files finish before the first interval and are saved once, at the end, with no thread.
+        due_bytes = offset - (self.synced_offset or 0) >= CHECKPOINT_BYTES
+        if due_bytes or time.monotonic() - self.synced_at >= CHECKPOINT_SECONDS:
+            self.synced_at, self.synced_offset = time.monotonic(), offset
+            self.thread = threading.Thread(target=self._sync, args=(offset,), daemon=True)
+            self.thread.start()
+
+    def _sync(self, offset: int) -> None:
+        try:
+            os.fsync(self.fd)  # every byte below `offset` was written before this started
+            self.progress.checkpoint(offset, self.version, self.url)
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        self._raise_pending()
+
+    def _raise_pending(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            if isinstance(error, OSError):
+                raise local_error(error, "part file")
+            raise error
 
 
 def _save(fd: int, progress: Progress, offset: int, version: Version, url: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from bitscli.model import AuthScheme, AuthTarget, ErrorContext, Job, ProxyUsage
 from bitscli.transfer.classify import TransferError
@@ -19,15 +22,32 @@ def headers(job: Job) -> dict[str, str]:
     return result
 
 
-def request_options(job: Job) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+def request_options(job: Job, url: str) -> dict[str, Any]:
+    """Arguments for requests: auth, proxies and TLS verification (sessions do not read the environment)."""
+    options: dict[str, Any] = {"verify": _ca_bundle()}
     for credential in job.credentials:
         if credential.target is AuthTarget.SERVER:
             options["auth"] = _server_auth(credential.scheme, credential.username, credential.password)
     proxies = _proxies(job)
-    if proxies is not None:
-        options["proxies"] = proxies
+    options["proxies"] = proxies if proxies is not None else environment_proxies(url)
     return options
+
+
+@functools.lru_cache(maxsize=256)
+def _environment_proxies_for(scheme: str, netloc: str) -> dict[str, str]:
+    import requests.utils
+
+    return dict(requests.utils.get_environ_proxies(f"{scheme}://{netloc}/"))
+
+
+def environment_proxies(url: str) -> dict[str, str]:
+    """PRECONFIG on Linux: http_proxy, https_proxy and no_proxy, as requests would read them."""
+    parts = urlsplit(url)
+    return _environment_proxies_for(parts.scheme, parts.netloc)
+
+
+def _ca_bundle() -> str | bool:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 def _server_auth(scheme: AuthScheme, user: str | None, password: str | None) -> Any:

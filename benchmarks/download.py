@@ -1,0 +1,198 @@
+"""Downloads from nginx on 127.0.0.1: bitscli against curl, wget and aria2c, in the same run.
+
+Run: python benchmarks/download.py [--big-mib 1024] [--small 1000]
+Installs nginx and aria2 from Debian packages when they are missing (needs root).
+Targets (issue 3): 1 GiB `bitscli transfer` no slower than `curl -o`; 1,000 files of 16 KiB no slower than
+aria2c and within 2x of wget; daemon peak RSS under 80 MiB and flat in file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/nginx-error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {root}/tmp;
+    proxy_temp_path {root}/tmp;
+    fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp;
+    scgi_temp_path {root}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/www;
+    }}
+}}
+"""
+
+
+def ensure_tools() -> None:
+    missing = [pkg for tool, pkg in (("nginx", "nginx-light"), ("aria2c", "aria2"), ("wget", "wget"), ("curl", "curl"))
+               if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists()]  # fmt: skip
+    if missing:
+        print(f"installing {' '.join(missing)} from Debian packages")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, **kw: object) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+    return time.perf_counter() - start
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as out:
+        for _ in range(size >> 20):
+            out.write(block)
+        out.write(block[: size % (1 << 20)])
+
+
+class Bitscli:
+    """A private queue and daemon for one measurement; the daemon's peak RSS is read from /proc."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.home = root / f"home-{name}"
+        self.home.mkdir()
+        (self.home / "config.toml").write_text("[limits]\nmax_files_per_job = 5000\n")
+        self.env = {**os.environ, "BITSCLI_HOME": str(self.home)}
+        self.base = [sys.executable, "-m", "bitscli"]
+
+    def __call__(self, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.base, *args], env=self.env, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+
+    def start_daemon(self) -> int:
+        self("daemon", "start")
+        return int((self.home / "daemon.pid").read_text().split()[0])
+
+    def peak_rss_mib(self, pid: int) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop_daemon(self) -> None:
+        self("daemon", "stop")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=1000)
+    args = parser.parse_args()
+    ensure_tools()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    results: list[tuple[str, float, str]] = []
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)  # nginx's workers run as an unprivileged user and must read the files
+        www = root / "www"
+        (www / "small").mkdir(parents=True)
+        (root / "tmp").mkdir()
+        port = free_port()
+        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
+        big = args.big_mib << 20
+        make_file(www / "big.bin", big)
+        make_file(www / "mid.bin", 100 << 20)
+        for i in range(args.small):
+            (www / "small" / f"f{i}").write_bytes(os.urandom(16 << 10))
+        server = subprocess.Popen([nginx, "-c", str(root / "nginx.conf")])
+        try:
+            time.sleep(0.5)
+            url = f"http://127.0.0.1:{port}"
+            out = root / "out"
+            out.mkdir()
+
+            # 1. One big file.
+            curl = timed(["curl", "-fsS", "-o", str(out / "curl.bin"), f"{url}/big.bin"])
+            if (out / "curl.bin").stat().st_size != big:
+                raise SystemExit("curl's copy has the wrong size: the server setup is broken")
+            results.append((f"curl -o {args.big_mib} MiB", curl, "1.00"))
+            tool = Bitscli(root, "big")
+            pid = tool.start_daemon()
+            ours = timed([*tool.base, "transfer", "big", f"{url}/big.bin", str(out / "bits.bin")], env=tool.env)
+            rss_big = tool.peak_rss_mib(pid)
+            tool.stop_daemon()
+            results.append((f"bitscli transfer {args.big_mib} MiB", ours, f"{ours / curl:.2f}"))
+            if (out / "bits.bin").stat().st_size != big:
+                failures.append("bitscli's big file has the wrong size")
+            if ours > curl * 1.05:
+                failures.append(f"1 GiB transfer is {ours / curl:.2f}x curl (target <= 1.0, 5% noise allowed)")
+            for f in (out / "curl.bin", out / "bits.bin"):
+                f.unlink()
+
+            tool = Bitscli(root, "mid")
+            pid = tool.start_daemon()
+            timed([*tool.base, "transfer", "mid", f"{url}/mid.bin", str(out / "mid.bin")], env=tool.env)
+            rss_mid = tool.peak_rss_mib(pid)
+            tool.stop_daemon()
+
+            # 2. Many small files.
+            listing = root / "list.txt"
+            listing.write_text("".join(f"{url}/small/f{i}\n" for i in range(args.small)))
+            wget = timed(["wget", "-q", "-i", str(listing), "-P", str(out / "wget")])
+            aria = timed(["aria2c", "-q", "-i", str(listing), "-d", str(out / "aria2")])
+            pairs = root / "pairs.txt"
+            (out / "bits").mkdir()
+            pairs.write_text("".join(f"{url}/small/f{i} {out}/bits/f{i}\n" for i in range(args.small)))
+            tool = Bitscli(root, "small")
+            tool.start_daemon()
+            start = time.perf_counter()
+            job = tool("create", "--raw", "small").stdout
+            tool("addfileset", job, str(pairs))
+            tool("resume", job)
+            tool("wait", job)
+            tool("complete", job)
+            small = time.perf_counter() - start
+            tool.stop_daemon()
+            results.append((f"wget -i {args.small} x 16 KiB", wget, "1.00"))
+            results.append((f"aria2c -i {args.small} x 16 KiB", aria, f"{aria / wget:.2f}"))
+            results.append((f"bitscli job {args.small} x 16 KiB", small, f"{small / wget:.2f}"))
+            if len(list((out / "bits").iterdir())) != args.small:
+                failures.append("bitscli did not deliver every small file")
+            if small > aria:
+                failures.append(f"small files: {small:.2f} s vs aria2c {aria:.2f} s (target: no slower)")
+            if small > 2 * wget:
+                failures.append(f"small files: {small / wget:.2f}x wget (target <= 2x)")
+        finally:
+            server.terminate()
+            server.wait()
+    print(f"{'case':<34}{'seconds':>9}{'ratio':>8}")
+    for name, seconds, ratio in results:
+        print(f"{name:<34}{seconds:>9.2f}{ratio:>8}")
+    print(f"daemon peak RSS: {rss_mid:.1f} MiB for 100 MiB, {rss_big:.1f} MiB for {args.big_mib} MiB")
+    if max(rss_mid, rss_big) > 80:
+        failures.append("daemon peak RSS over 80 MiB")
+    for failure in failures:
+        print(f"MISSED: {failure}")
+    print("all targets met" if not failures else f"{len(failures)} target(s) missed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
