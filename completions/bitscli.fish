@@ -167,6 +167,11 @@ complete -c bitscli -n '__fish_seen_subcommand_from listfiles' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from listfiles' -l help
 complete -c bitscli -n __fish_use_subcommand -a makecustomheaderswriteonly -d 'Make the custom headers unreadable for good (they are still sent).'
 complete -c bitscli -n '__fish_seen_subcommand_from makecustomheaderswriteonly' -l help
+complete -c bitscli -n __fish_use_subcommand -a monitor -d 'Watch every job state, files, bytes, rate, progress and last error, until Ctrl-C.'
+complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l all-users
+complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l count
+complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l refresh
+complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l help
 complete -c bitscli -n __fish_use_subcommand -a removecredentials -d 'Remove the stored credentials for TARGET and SCHEME.'
 complete -c bitscli -n '__fish_seen_subcommand_from removecredentials' -l help
 complete -c bitscli -n __fish_use_subcommand -a replaceremoteprefix -d 'Rewrite the remote name of every file that starts with OLD.'

@@ -46,6 +46,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'list' = @('--all', '--all-users', '--json', '--verbose', '--help')
         'listfiles' = @('--json', '--help')
         'makecustomheaderswriteonly' = @('--help')
+        'monitor' = @('--all-users', '--count', '--refresh', '--help')
         'removecredentials' = @('--help')
         'replaceremoteprefix' = @('--help')
         'reset' = @('--all-users', '--help')

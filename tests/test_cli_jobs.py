@@ -244,3 +244,20 @@ def test_list_on_a_terminal_is_a_table(ok, job, monkeypatch) -> None:
     assert "SUSPENDED" in out  # never truncated, even on an 80-column terminal
     assert "job1" in out
     assert out.endswith("Listed 1 job(s).\n")
+
+
+def test_monitor_plain_output_for_scripts(ok, job, tmp_path: Path) -> None:
+    ok("addfile", job, "http://127.0.0.1:9/a", str(tmp_path / "a"))
+    out = ok("monitor", "--refresh", "0.1", "--count", "2").stdout
+    assert out.startswith("MONITORING BACKGROUND COPY MANAGER(0.1 second refresh)\n")
+    assert out.count(f"{job} 'job1' SUSPENDED 0 / 1 0 / UNKNOWN") == 2
+
+
+def test_monitor_on_a_terminal_draws_a_table(ok, job, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    out = ok("monitor", "--refresh", "0.1", "--count", "1").stdout
+    assert job in out
+    assert "SUSPENDED" in out
+    assert "BYTES" in out  # PROGRESS joins on terminals of 130 columns or more

@@ -16,7 +16,7 @@ from bitscli.errors import BitsError, ExitCode
 # commands_dict does the same). tests/test_cli_registry.py keeps this table and the modules in sync.
 _JOBS = ("create", "addfile", "addfileset", "addfilewithranges", "replaceremoteprefix", "resume", "suspend",
          "cancel", "complete", "reset")  # fmt: skip
-_VIEWS = ("info", "list", "listfiles")
+_VIEWS = ("info", "list", "listfiles", "monitor")
 GETTERS = (
     "getstate", "gettype", "getpriority", "getbytestotal", "getbytestransferred", "getfilestotal",
     "getfilestransferred", "getcreationtime", "getmodificationtime", "getcompletiontime", "geterror",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bitscli import output, service
+from bitscli import liveview, output, service
 from bitscli.cli.options import JobArg, context
 from bitscli.errors import BitsError, ExitCode, InvalidState, InvalidValue
 from bitscli.model import Job, JobState, JobType
@@ -65,7 +65,7 @@ def transfer(
 
 def _follow(ctx: service.Context, job_id: str, timeout: float | None = None) -> Job:
     """Show progress until the job is TRANSFERRED, in ERROR or finished; TRANSIENT_ERROR keeps waiting."""
-    view = output.TransferView()
+    view = liveview.TransferView()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:

@@ -48,3 +48,34 @@ def listfiles(job: JobArg, as_json: JsonOpt = False) -> None:
     Example: bitscli listfiles nightly
     """
     output.files(service.get_job(context(), job), as_json=as_json)
+
+
+@app.command("monitor", rich_help_panel=_PANEL)
+def monitor(
+    refresh: Annotated[float, typer.Option("--refresh", min=0.1, help="Seconds between redraws (BitsAdmin: 5).")] = 5.0,
+    count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many redraws.")] = None,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")
+    ] = False,
+) -> None:
+    """Watch every job: state, files, bytes, rate, progress and last error, until Ctrl-C.
+
+    Example: bitscli monitor --refresh 1
+    """
+    import time
+
+    from bitscli import liveview
+
+    view = liveview.Monitor(refresh)
+    ctx = context()
+    shown = 0
+    try:
+        while count is None or shown < count:
+            if shown:
+                time.sleep(refresh)
+            view.show(service.list_jobs(ctx))
+            shown += 1
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a monitor ends
+    finally:
+        view.close()

@@ -1,0 +1,134 @@
+"""Live terminal views, part of output: one job's transfer progress, and the monitor of every job."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from bitscli.model import UNKNOWN, Job, JobState
+from bitscli.output import human_size, job_line, line
+
+
+class TransferView:
+    """Progress of one job: a rich bar with rate and ETA on a terminal, plain lines when piped."""
+
+    PLAIN_EVERY = 5.0  # seconds between plain progress lines while nothing else changes
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line = ""
+        self._last_time = 0.0
+        if sys.stdout.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                TransferSpeedColumn(), TimeRemainingColumn(),
+            )  # fmt: skip
+            self._bar.start()
+
+    def update(self, job: Job) -> None:
+        total = None if job.bytes_total == UNKNOWN else job.bytes_total
+        if self._bar is not None:
+            description = f"{job.display_name} {job.state.name}"
+            if self._task is None:
+                self._task = self._bar.add_task(description, total=total)
+            self._bar.update(self._task, completed=job.bytes_transferred, total=total, description=description)
+            return
+        percent = f" ({100 * job.bytes_transferred // total}%)" if total else ""
+        text = (
+            f"{job.state.name} {job.files_transferred} / {job.files_total} files, {human_size(job.bytes_transferred)}"
+        )
+        text += f" / {human_size(job.bytes_total)}{percent}"
+        if job.state.name == "TRANSIENT_ERROR" and job.error is not None:
+            text += f" - {job.error.message}; retrying"
+        now = time.monotonic()
+        state_changed = self._last_line.split(" ", 1)[0] != job.state.name
+        if text != self._last_line and (state_changed or now - self._last_time >= self.PLAIN_EVERY):
+            line(text)
+            self._last_line, self._last_time = text, now
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class Monitor:
+    """All jobs, redrawn every refresh: a live table on a terminal, BitsAdmin-style blocks when piped."""
+
+    def __init__(self, refresh: float) -> None:
+        self.refresh = refresh
+        self._previous: dict[str, tuple[int, float]] = {}  # job -> (bytes, time) for the rate column
+        self._live: Any = None
+        if sys.stdout.isatty():
+            from rich.live import Live
+
+            self._live = Live(auto_refresh=False)
+            self._live.start()
+        else:
+            line(f"MONITORING BACKGROUND COPY MANAGER({self.refresh:g} second refresh)")
+
+    def show(self, jobs: list[Job]) -> None:
+        rates = self._rates(jobs)
+        if self._live is None:
+            for job in jobs:
+                rate = rates.get(job.id)
+                line(job_line(job) + (f" {human_size(int(rate))}/s" if rate else ""))
+            line("")
+            sys.stdout.flush()
+            return
+        self._live.update(self._table(jobs, rates), refresh=True)
+
+    def _rates(self, jobs: list[Job]) -> dict[str, float]:
+        now = time.monotonic()
+        rates = {}
+        for job in jobs:
+            before = self._previous.get(job.id)
+            if before is not None and now > before[1]:
+                rates[job.id] = max(0.0, (job.bytes_transferred - before[0]) / (now - before[1]))
+            self._previous[job.id] = (job.bytes_transferred, now)
+        return rates
+
+    def _table(self, jobs: list[Job], rates: dict[str, float]) -> Any:
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        width = self._live.console.width
+        # The GUID stays whole and the state unabbreviated; more columns as the terminal allows.
+        columns = ["GUID", "STATE", *(["FILES", "RATE"] if width >= 100 else []), "BYTES",
+                   *(["PROGRESS"] if width >= 130 else []), "NAME / LAST ERROR"]  # fmt: skip
+        table = Table(box=None, header_style="bold", pad_edge=False, title=f"bitscli monitor ({self.refresh:g} s)")
+        for title in columns:
+            last = title == "NAME / LAST ERROR"
+            table.add_column(title, no_wrap=not last, overflow="fold", min_width=8 if last else None)
+        for job in jobs:
+            total = None if job.bytes_total == UNKNOWN else job.bytes_total
+            note = job.display_name
+            if job.error is not None and job.state in (JobState.ERROR, JobState.TRANSIENT_ERROR):
+                note += f": {job.error.message}"
+            rate = rates.get(job.id)
+            percent = f" {100 * job.bytes_transferred // total}%" if total else ""
+            cells = {
+                "GUID": job.id,
+                "STATE": job.state.name,
+                "FILES": f"{job.files_transferred}/{job.files_total}",
+                "RATE": f"{human_size(int(rate))}/s" if rate else "",
+                "BYTES": f"{human_size(job.bytes_transferred)}/{human_size(job.bytes_total)}{percent}",
+                "PROGRESS": ProgressBar(total=total or 1, completed=job.bytes_transferred if total else 0, width=20),
+                "NAME / LAST ERROR": note,
+            }
+            table.add_row(*(cells[c] for c in columns))
+        return table
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
