@@ -145,3 +145,10 @@ def test_bash_completion_works(ok, home: Path) -> None:
     assert complete("bitscli", "getst") == ["getstate"]
     assert complete("bitscli", "resume", "alp") == ["alpha-job"]
     assert complete("bitscli", "create", "--upload") == ["--upload", "--upload-reply"]
+
+
+def test_systemd_unit_runs_the_daemon_in_the_foreground() -> None:
+    unit = (ROOT / "packaging" / "systemd" / "bitscli.service").read_text()
+    assert "ExecStart=%h/.local/bin/bitscli daemon run" in unit
+    assert "KillSignal=SIGTERM" in unit  # graceful: progress saved, jobs back to QUEUED
+    assert "WantedBy=default.target" in unit
