@@ -172,6 +172,8 @@ def _checked_file(job: Job, spec: FileSpec, config: Config) -> JobFile:
         if spec.ranges is not None:
             if upload:
                 raise InvalidValue("ranges apply to download jobs only")
+            if not remote.lower().startswith(("http://", "https://")):
+                raise InvalidValue("ranges need an http:// or https:// remote name (as in BITS 3.0 and later)")
             ranges = values.parse_ranges(spec.ranges, config.max_ranges_per_file)
         if upload:
             return JobFile(remote, local, bytes_total=os.path.getsize(local))

@@ -252,7 +252,7 @@ def redact_url(url: str) -> str:
 
 
 def parse_ranges(text: str, max_ranges: int) -> tuple[ByteRange, ...]:
-    """``offset:length[,offset:length...]`` where length may be ``eof`` (bits.md §1a)."""
+    """``offset:length[,offset:length...]`` where length may be ``eof`` (bits.md §1a), in the order given."""
     ranges: list[ByteRange] = []
     for item in text.split(","):
         offset_text, sep, length_text = item.strip().partition(":")
@@ -271,8 +271,9 @@ def parse_ranges(text: str, max_ranges: int) -> tuple[ByteRange, ...]:
             f"{len(ranges)} ranges for one file; the limit is {max_ranges} (MaxRangesPerFile)",
             code=HResult.BG_E_TOO_MANY_RANGES_IN_FILE,
         )
-    ranges.sort(key=lambda r: r.offset)
-    for before, after in itertools.pairwise(ranges):
+    # Overlaps are checked in offset order, but the ranges keep the order given: BITS writes them into
+    # the local file one after another in that order (AddFileWithRanges remarks).
+    for before, after in itertools.pairwise(sorted(ranges, key=lambda r: r.offset)):
         if before.length == LENGTH_TO_EOF or before.offset + before.length > after.offset:
             raise InvalidValue(f"ranges {before} and {after} overlap", code=HResult.BG_E_OVERLAPPING_RANGES)
     return tuple(ranges)

@@ -210,6 +210,10 @@ def _fetch(session: object, job: Job, index: int, f: JobFile, recorder: _Recorde
     try:
         if f.remote_name.startswith("/") or f.remote_name.lower().startswith("file:"):
             return local.copy(download, recorder)
+        if f.ranges:
+            from bitscli.transfer import ranges
+
+            return ranges.download(session, download, f.ranges, recorder)  # type: ignore[arg-type]
         return http.download(session, download, recorder)  # type: ignore[arg-type]
     except http.Stopped:
         raise _StopTransfer from None

@@ -117,24 +117,27 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return self._empty(404)
         etag = owner.etag(self.path)
-        start = 0
+        start, end = 0, len(data) - 1
         range_header = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if range_header and (if_range is None or if_range == etag) and not (fault and fault.ignore_range):
-            start = int(range_header.removeprefix("bytes=").split("-")[0])
+        honour = range_header and (if_range is None or if_range == etag) and not (fault and fault.ignore_range)
+        if honour:
+            first, _, last = range_header.removeprefix("bytes=").partition("-")
+            start = int(first)
+            end = min(int(last), len(data) - 1) if last else len(data) - 1
             if start >= len(data):
                 return self._empty(416, {"Content-Range": f"bytes */{len(data)}"})
-        status = 206 if range_header and start else 200
+        status = 206 if honour else 200
         if fault and fault.wrong_range and status == 206:
             start += 10
-        body = data[start:]
+        body = data[start : end + 1]
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("ETag", etag)
         self.send_header("Last-Modified", formatdate(1_700_000_000 + owner.versions[self.path], usegmt=True))
         self.send_header("Accept-Ranges", "bytes")
         if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
         self.end_headers()
         if head:
             return None

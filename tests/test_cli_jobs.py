@@ -128,9 +128,9 @@ def test_addfileset_from_stdin(ok, job, tmp_path: Path) -> None:
     assert ok("getfilestotal", job).stdout == "1\n"
 
 
-def test_addfilewithranges_stores_sorted_ranges(ok, job, tmp_path: Path) -> None:
+def test_addfilewithranges_keeps_the_given_order(ok, job, tmp_path: Path) -> None:
     ok("addfilewithranges", job, "http://127.0.0.1:9/a", str(tmp_path / "a"), "100:eof,0:10,20:5")
-    assert ok("listfiles", job, "--json").json["files"][0]["ranges"] == ["0:10", "20:5", "100:eof"]
+    assert ok("listfiles", job, "--json").json["files"][0]["ranges"] == ["100:eof", "0:10", "20:5"]
 
 
 def test_file_url_and_bare_path_remotes(ok, job, tmp_path: Path) -> None:

@@ -94,9 +94,26 @@ def test_interrupted_by_ctrl_c(home: Path, tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         env=os.environ.copy(),
     )
-    time.sleep(1.5)  # give it time to start reading; the assertion does not depend on timing
+    _wait_until_reading_stdin(child.pid)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == ExitCode.INTERRUPTED == 130
     assert b"Traceback" not in err
     assert run_process("getfilestotal", "waits").stdout == "0\n"
+
+
+def _wait_until_reading_stdin(pid: int, timeout: float = 60.0) -> None:
+    """Block until the process sits in read(0, ...): /proc/PID/syscall starts with the read number and fd 0."""
+    deadline = time.monotonic() + timeout
+    read_syscall = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine)
+    while time.monotonic() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            fields = []
+        if read_syscall is None or (fields[:2] == [read_syscall, "0x0"]):
+            if read_syscall is None:
+                time.sleep(2.0)  # an unknown architecture: fall back to a generous pause
+            return
+        time.sleep(0.02)
+    raise AssertionError("the child never started reading stdin")

@@ -310,3 +310,50 @@ class socket_on_closed_port:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+
+def ranged(session, server, part: Path, text: str, rec: Recorder | None = None, **kw) -> Version:
+    from bitscli.transfer import ranges
+    from bitscli.values import parse_ranges
+
+    job = Download(url=server.url("/f"), part=str(part), timeout=(5, 5), **kw)
+    return ranges.download(session, job, parse_ranges(text, 500), rec or Recorder())
+
+
+def test_ranges_are_written_in_the_order_given(server, session, tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    version = ranged(session, server, part, "100:100,900:100,400:100")
+    assert part.read_bytes() == DATA[100:200] + DATA[900:1000] + DATA[400:500]  # BITS' own example
+    assert version.size == 300
+
+
+def test_a_range_to_eof(server, session, tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    ranged(session, server, part, "0:10,3000000:eof")
+    assert part.read_bytes() == DATA[:10] + DATA[3000000:]
+
+
+def test_a_range_past_the_end_is_fatal(server, session, tmp_path: Path) -> None:
+    with pytest.raises(TransferError) as caught:
+        ranged(session, server, tmp_path / "p", f"{len(DATA) - 5}:10")
+    assert not caught.value.transient
+    assert caught.value.code == 0x8020002B
+
+
+def test_a_server_that_ignores_ranges_is_fatal_for_ranged_files(server, session, tmp_path: Path) -> None:
+    server.fault(ignore_range=True)
+    with pytest.raises(TransferError) as caught:
+        ranged(session, server, tmp_path / "p", "10:10")
+    assert not caught.value.transient
+    assert caught.value.code == 0x80200013
+
+
+def test_ranges_resume_inside_a_range(server, session, tmp_path: Path) -> None:
+    part, rec = tmp_path / "p", Recorder()
+    server.fault(truncate_after=300_000)  # cuts the first range
+    expected = DATA[:500_000] + DATA[1_000_000:2_000_000]
+    with pytest.raises(TransferError):
+        ranged(session, server, part, "0:500000,1000000:1000000", rec)
+    assert rec.offset == 300_000
+    ranged(session, server, part, "0:500000,1000000:1000000", rec, offset=rec.offset, known=rec.version)
+    assert part.read_bytes() == expected

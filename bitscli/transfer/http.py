@@ -126,17 +126,17 @@ def _download(session: requests.Session, job: Download, progress: Progress, fd: 
     if job.dynamic:
         # Dynamic content has no stable length or ranges: always from byte 0 (bits.md §3).
         if offset:
-            _restart(fd, progress, job.url)
+            restart(fd, progress, job.url)
         return _fetch(session, job, progress, fd, 0, Version())
     if not offset:
         # Nothing to resume: the GET's own headers give the size and validators, so skip the HEAD
         # (one round trip per file; it matters for jobs of many small files).
         return _fetch(session, job, progress, fd, 0, Version())
-    head, url = _head(session, job)
+    head, url = probe(session, job)
     if head is not None:
         if offset and head.differs_from(known):
             # The remote changed since our bytes were written: only this file starts again (bits.md §2.7).
-            _restart(fd, progress, url)
+            restart(fd, progress, url)
             offset, known = 0, head
         elif head.size != UNKNOWN and offset == head.size:
             progress.checkpoint(offset, head, url)
@@ -149,7 +149,7 @@ def _download(session: requests.Session, job: Download, progress: Progress, fd: 
     return _fetch(session, job, progress, fd, offset, known)
 
 
-def _restart(fd: int, progress: Progress, url: str) -> None:
+def restart(fd: int, progress: Progress, url: str) -> None:
     try:
         files.restart(fd)
     except OSError as exc:
@@ -157,7 +157,7 @@ def _restart(fd: int, progress: Progress, url: str) -> None:
     progress.checkpoint(0, Version(), url)
 
 
-def _request(
+def request(
     session: requests.Session, method: str, job: Download, headers: dict[str, str]
 ) -> tuple[requests.Response, str]:
     """One request, following redirects ourselves so the job's redirect policy applies (bits.md §3)."""
@@ -200,14 +200,14 @@ def _check_redirect(flags: int, source: str, target: str, status: int) -> None:
         raise refuse("HTTPS to HTTP needs security flag 0x800")
 
 
-def _base_headers(job: Download) -> dict[str, str]:
+def base_headers(job: Download) -> dict[str, str]:
     # identity: byte offsets must count the bytes as stored, not a compressed form of them.
     return {**job.headers, "Accept-Encoding": "identity"}
 
 
-def _head(session: requests.Session, job: Download) -> tuple[Version | None, str]:
+def probe(session: requests.Session, job: Download) -> tuple[Version | None, str]:
     """Size and validators from HEAD; None when the server will not answer HEAD (we then just GET)."""
-    response, url = _request(session, "HEAD", job, _base_headers(job))
+    response, url = request(session, "HEAD", job, base_headers(job))
     with response:
         status = response.status_code
         if status == 200:
@@ -222,36 +222,36 @@ def _head(session: requests.Session, job: Download) -> tuple[Version | None, str
 def _fetch(
     session: requests.Session, job: Download, progress: Progress, fd: int, offset: int, known: Version
 ) -> Version:
-    headers = _base_headers(job)
+    headers = base_headers(job)
     validator = known.if_range() if offset else None
     if offset:
         headers["Range"] = f"bytes={offset}-"
         if validator:
             headers["If-Range"] = validator
-    response, url = _request(session, "GET", job, headers)
+    response, url = request(session, "GET", job, headers)
     with response:
         status = response.status_code
         if status == 416 and offset and known.size == offset:
             progress.checkpoint(offset, known, url)
             return known  # we already had every byte
         if status == 206 and offset:
-            expected = _check_partial(response, offset, known)
+            expected = check_partial(response, offset, known)
             version = Version(expected, response.headers.get("ETag") or known.etag,
                               response.headers.get("Last-Modified") or known.last_modified)  # fmt: skip
         elif status == 200:
             if offset:
                 # A 200 to a ranged request: the server ignored Range, or If-Range said the file changed.
-                _restart(fd, progress, url)
+                restart(fd, progress, url)
                 offset = 0
             length = response.headers.get("Content-Length", "")
             version = version_of(response, int(length) if length.isdigit() else UNKNOWN)
         elif status == 416:
-            _restart(fd, progress, url)  # our offset is past the end: the file shrank; start over
+            restart(fd, progress, url)  # our offset is past the end: the file shrank; start over
             raise protocol_error(f"the server says byte {offset} is past the end of {url}; restarting the file")
         else:
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
         progress.transferring(lambda: _abort(response))
-        return _stream(response, fd, offset, version, progress, url)
+        return stream(response, fd, offset, version, progress, url)
 
 
 def _abort(response: requests.Response) -> None:
@@ -263,7 +263,7 @@ def _abort(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _check_partial(response: requests.Response, offset: int, known: Version) -> int:
+def check_partial(response: requests.Response, offset: int, known: Version) -> int:
     """Validate a 206 against what we asked for; returns the file's total size. Never spliced if wrong."""
     try:
         first, _last, total = parse_content_range(response.headers.get("Content-Range", ""))
@@ -278,9 +278,10 @@ def _check_partial(response: requests.Response, offset: int, known: Version) -> 
     return total
 
 
-def _stream(
-    response: requests.Response, fd: int, offset: int, version: Version, progress: Progress, url: str
-) -> Version:
+def stream(
+    response: requests.Response, fd: int, offset: int, version: Version, progress: Progress, url: str,
+    end: int | None = None,
+) -> Version:  # fmt: skip
     """Copy the body to the part file; checkpoints only ever name fsynced bytes.
 
     The fsync and the checkpoint run on a helper thread while the next bytes arrive, so the disk's
@@ -310,9 +311,10 @@ def _stream(
         _save(fd, progress, offset, version, url)
         raise
     syncer.finish()
-    if version.size != UNKNOWN and offset != version.size:
+    expected = version.size if end is None else end  # where this body must end in the part file
+    if expected != UNKNOWN and offset != expected:
         _save(fd, progress, offset, version, url)
-        raise protocol_error(f"the body ended at byte {offset} of {version.size} from {url}")
+        raise protocol_error(f"the body ended at byte {offset} of {expected} from {url}")
     try:
         os.fsync(fd)  # the caller records the file as complete: every byte must be on disk first
     except OSError as exc:
