@@ -15,12 +15,13 @@ class Config:
     max_files_per_job: int = 200  # MaxFilesPerJob
     max_ranges_per_file: int = 500  # MaxRangesPerFile
     history_days: int = 30  # how long finished jobs stay visible to `list --all` and GUID look-ups
+    job_inactivity_days: int = 90  # JobInactivityTimeout: a job untouched this long is cancelled (bits.md §5)
     allow_notify_command_line: bool = True  # bits.md §6: a known persistence technique; policy can forbid it
 
 
 _SECTIONS = {
     "limits": ("max_jobs_per_user", "max_files_per_job", "max_ranges_per_file"),
-    "queue": ("history_days",),
+    "queue": ("history_days", "job_inactivity_days"),
     "notify": ("allow_notify_command_line",),
 }
 

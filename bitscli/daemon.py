@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bitscli import lifecycle, scheduler
 from bitscli.clock import Clock
-from bitscli.model import Job
+from bitscli.model import Job, JobState
+from bitscli.service import discard_part_files
 from bitscli.store import open_queue
 from bitscli.worker import Worker
 
@@ -20,8 +21,12 @@ TICK_SECONDS = 1.0  # ticks happen at least this often, for timers and slices
 
 
 class Daemon:
-    def __init__(self, queue_path: Path, clock: Clock, slice_seconds: float = DEFAULT_SLICE_SECONDS) -> None:
+    def __init__(
+        self, queue_path: Path, clock: Clock, slice_seconds: float = DEFAULT_SLICE_SECONDS,
+        inactivity_seconds: float = 90 * 86_400,
+    ) -> None:  # fmt: skip
         self.queue_path = queue_path
+        self.inactivity_seconds = inactivity_seconds
         self.clock = clock
         self.slice_seconds = slice_seconds
         self.queue = open_queue(queue_path, durable=False)
@@ -36,6 +41,7 @@ class Daemon:
         now = self.clock.now()
         with self.queue.read() as tx:  # headers only, and no write lock unless something changes
             jobs = tx.job_headers()
+        abandoned: list[Job | None] = []
         if any(self._due(job, now) is not job for job in jobs):
             with self.queue.write() as tx:
                 jobs = tx.job_headers()
@@ -45,6 +51,11 @@ class Daemon:
                         tx.update_header(new)
                         jobs[i] = new
                         log.info("job %s: %s -> %s", job.id, job.state.name, new.state.name)
+                        if new.state is JobState.CANCELLED:
+                            abandoned.append(tx.job(job.id))
+        for gone in abandoned:  # an abandoned job's part files go with it, as on cancel
+            if gone is not None:
+                discard_part_files(gone)
         plan = scheduler.choose(jobs, self.current, self.clock.monotonic(), self.slice_seconds)
         self.current = plan.background
         for job_id, worker in self.workers.items():
@@ -60,7 +71,7 @@ class Daemon:
 
     def _due(self, job: Job, now: float) -> Job:
         """Timers, and a job left active with no worker (stopped, or the daemon crashed) back to QUEUED."""
-        new = lifecycle.timers(job, now)
+        new = lifecycle.timers(job, now, self.inactivity_seconds)
         return new if job.id in self.workers else lifecycle.requeue(new, now)
 
     def run(self) -> None:

@@ -72,8 +72,11 @@ def requeue(job: Job, now: float) -> Job:
     return dataclasses.replace(job, state=JobState.QUEUED, modification_time=now)
 
 
-def timers(job: Job, now: float) -> Job:
-    """Apply the retry delay, the no-progress timeout and the maximum download time at ``now``."""
+def timers(job: Job, now: float, inactivity_seconds: float = 90 * 86_400) -> Job:
+    """Apply the retry delay, the no-progress timeout, the maximum download time and the inactivity limit."""
+    if not job.state.is_final and now - job.modification_time >= inactivity_seconds:
+        # JobInactivityTimeout: no progress and no change for that long; abandoned (bits.md §5).
+        return dataclasses.replace(job, state=JobState.CANCELLED, modification_time=now, completion_time=now)
     if job.state is JobState.TRANSIENT_ERROR:
         if job.transient_since is not None and now - job.transient_since >= job.no_progress_timeout:
             return dataclasses.replace(job, state=JobState.ERROR, retry_at=None, modification_time=now)

@@ -213,7 +213,7 @@ def suspend(ctx: Context, ref: str) -> Job:
 
 def cancel(ctx: Context, ref: str) -> Job:
     job = _change(ctx, ref, model.cancel)
-    _discard_part_files(job)
+    discard_part_files(job)
     return job
 
 
@@ -226,11 +226,11 @@ def reset(ctx: Context) -> tuple[list[Job], int]:
         for new, old in zip(cancelled, jobs, strict=True):
             tx.update(new, old)
     for job in cancelled:
-        _discard_part_files(job)
+        discard_part_files(job)
     return cancelled, len(jobs)
 
 
-def _discard_part_files(job: Job) -> None:
+def discard_part_files(job: Job) -> None:
     # After the commit: the cancel stands even if a part file cannot be removed now.
     from bitscli.transfer import files
 

@@ -155,7 +155,8 @@ class _Recorder:
         active, self._last = now - self._last, now
         return active
 
-    def transferring(self, abort: Callable[[], None]) -> None:
+    def transferring(self, abort: Callable[[], None], url: str) -> None:
+        self.url = url
         self.worker._abort = abort
         if self.worker.stopping.is_set():
             abort()

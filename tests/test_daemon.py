@@ -301,3 +301,67 @@ def test_a_ranged_file_through_the_daemon(ok, server, tmp_path: Path) -> None:
     ok("complete", job)
     assert (tmp_path / "r").read_bytes() == DATA[900:1000] + DATA[100:200]
     daemon.shutdown()
+
+
+def test_inactive_jobs_are_cancelled_with_their_part_files(ok, server, tmp_path: Path) -> None:
+    clock = FakeClock()
+    job = ok("create", "--raw", "old").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    from bitscli.transfer import files
+
+    part = Path(files.part_path(str(tmp_path / "f"), job, 0))
+    part.write_bytes(b"left from long ago")
+    clock.wall = service.get_job(service.open_context(), job).modification_time + 91 * 86_400
+    daemon = Daemon(paths.queue_path(), clock)
+    daemon.tick()
+    assert state(job) is JobState.CANCELLED
+    assert not part.exists()
+    daemon.shutdown()
+
+
+def test_custom_headers_go_out_on_every_request(ok, server, tmp_path: Path) -> None:
+    job = ok("create", "--raw", "h").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("setcustomheaders", job, "X-Trace: 42", "X-Other: yes")
+    ok("resume", job)
+    server.fault(truncate_after=100_000)  # a resume, so the ranged GET is seen too
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.TRANSFERRED
+    seen = [s for s in server.seen if s.path == "/f"]
+    assert len(seen) >= 3  # GET, HEAD, ranged GET
+    assert all(s.headers.get("X-Trace") == "42" and s.headers.get("X-Other") == "yes" for s in seen)
+    assert any("Range" in s.headers for s in seen)
+    daemon.shutdown()
+
+
+def test_follow_and_report_rewrites_the_remote_name(ok, server, tmp_path: Path) -> None:
+    server.fault(path="/old", status=302, headers={"Location": "/f"})
+    job = ok("create", "--raw", "moved").stdout
+    ok("addfile", job, server.url("/old"), str(tmp_path / "f"))
+    ok("setsecurityflags", job, "0x100")  # BG_HTTP_REDIRECT_POLICY_ALLOW_REPORT
+    ok("resume", job)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.TRANSFERRED
+    assert ok("listfiles", job, "--json").json["files"][0]["remote_name"] == server.url("/f")
+    daemon.shutdown()
+
+
+def test_a_missing_target_directory_is_a_local_file_error(ok, server, tmp_path: Path) -> None:
+    target_dir = tmp_path / "gone"
+    target_dir.mkdir()
+    job = ok("create", "--raw", "local").stdout
+    ok("addfile", job, server.url("/f"), str(target_dir / "f"))
+    target_dir.rmdir()
+    ok("resume", job)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.ERROR
+    err = ok("geterror", job).stdout
+    assert "ERROR CODE:    0x80070003" in err
+    assert "ERROR CONTEXT: 0x00000004" in err
+    daemon.shutdown()

@@ -27,7 +27,7 @@ class Recorder:
         self.transferring_calls = 0
         self.stop_after = stop_after
 
-    def transferring(self, abort) -> None:
+    def transferring(self, abort, url) -> None:
         self.transferring_calls += 1
         self.abort = abort
 
@@ -357,3 +357,27 @@ def test_ranges_resume_inside_a_range(server, session, tmp_path: Path) -> None:
     assert rec.offset == 300_000
     ranged(session, server, part, "0:500000,1000000:1000000", rec, offset=rec.offset, known=rec.version)
     assert part.read_bytes() == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "source", "target", "allowed"),
+    [
+        (0, "https://a/x", "http://a/x", False),  # a downgrade needs 0x800
+        (0x800, "https://a/x", "http://a/x", True),
+        (0x100 | 0x800, "https://a/x", "http://b/x", True),
+        (0, "http://a/x", "https://b/x", True),
+        (0x200, "http://a/x", "http://a/y", False),  # DISALLOW
+        (0, "http://a/x", "ftp://a/x", False),
+        (0, "http://a/x", "file:///etc/passwd", False),
+    ],
+)
+def test_redirect_policy_table(flags: int, source: str, target: str, allowed: bool) -> None:
+    from bitscli.transfer.http import _check_redirect
+
+    if allowed:
+        _check_redirect(flags, source, target, 302)
+    else:
+        with pytest.raises(TransferError) as caught:
+            _check_redirect(flags, source, target, 302)
+        assert not caught.value.transient
+        assert caught.value.code == 0x80190000 + 302

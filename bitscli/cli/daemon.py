@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bitscli import output, paths
+from bitscli import config, output, paths
 from bitscli.errors import ExitCode
 
 app = typer.Typer()
@@ -93,7 +93,8 @@ def run(
     try:
         instance.write_pid()
         instance.setup_logging(to_stderr=sys.stderr.isatty())
-        daemon = Daemon(paths.queue_path(), SystemClock(), slice_seconds)
+        inactivity = config.load().job_inactivity_days * 86_400
+        daemon = Daemon(paths.queue_path(), SystemClock(), slice_seconds, inactivity)
         instance.on_termination(daemon.stop_event.set)
         logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
         daemon.run()

@@ -77,8 +77,8 @@ class Download:
 class Progress(Protocol):
     """How the engine reports to the daemon; every checkpoint follows an fsync of the part file."""
 
-    def transferring(self, abort: Callable[[], None]) -> None:
-        """Bytes are about to flow; ``abort()`` (from any thread) breaks a read that is blocked."""
+    def transferring(self, abort: Callable[[], None], url: str) -> None:
+        """Bytes are about to flow from ``url`` (after redirects); ``abort()`` breaks a blocked read."""
         ...
 
     def checkpoint(self, offset: int, version: Version, url: str) -> None: ...
@@ -250,11 +250,11 @@ def _fetch(
             raise protocol_error(f"the server says byte {offset} is past the end of {url}; restarting the file")
         else:
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
-        progress.transferring(lambda: _abort(response))
+        progress.transferring(lambda: abort_response(response), url)
         return stream(response, fd, offset, version, progress, url)
 
 
-def _abort(response: requests.Response) -> None:
+def abort_response(response: requests.Response) -> None:
     """Shut the socket down so a read blocked on a stalled server returns at once (suspend within a second)."""
     connection = getattr(response.raw, "_connection", None)
     sock = getattr(connection, "sock", None)

@@ -39,7 +39,7 @@ def copy(job: Download, progress: Progress) -> Version:
             if offset and version.differs_from(job.known):
                 files.restart(fd)
                 offset = 0
-            progress.transferring(lambda: None)
+            progress.transferring(lambda: None, job.url)
             return _copy(src, fd, offset, version, progress, job.url)
         finally:
             os.close(fd)
