@@ -39,12 +39,10 @@ class Worker(threading.Thread):
             abort()
 
     def run(self) -> None:
-        import requests  # deferred: the CLI never loads the transfer stack
+        from bitscli.transfer.client import Client  # deferred: the CLI never loads the transfer stack
 
         queue = open_queue(self.queue_path, durable=False)
-        session = requests.Session()
-        # The environment is read once per host (options.proxies_for), not on every request.
-        session.trust_env = False
+        session = Client()
         try:
             self._run(queue, session)
         except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried

@@ -36,7 +36,8 @@ class Seen:
 
 
 class FaultServer:
-    def __init__(self) -> None:
+    def __init__(self, tls: object | None = None) -> None:
+        """``tls``: an ssl.SSLContext to serve HTTPS instead of HTTP."""
         self.files: dict[str, bytes] = {}
         self.versions: dict[str, int] = {}
         self.faults: deque[Fault] = deque()
@@ -51,6 +52,10 @@ class FaultServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)  # type: ignore[attr-defined]
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -59,7 +64,7 @@ class FaultServer:
         return self.httpd.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def put(self, path: str, data: bytes) -> None:
         with self.lock:

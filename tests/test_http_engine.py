@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from bitscli.model import UNKNOWN, ErrorContext
 from bitscli.transfer.classify import TransferError, parse_retry_after, status_is_transient
+from bitscli.transfer.client import Client
 from bitscli.transfer.http import Download, Stopped, Version, download, parse_content_range
 
 from .faultserver import FaultServer
@@ -55,10 +55,10 @@ def server() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        s.trust_env = False
-        yield s
+def session() -> Iterator[Client]:
+    client = Client()
+    yield client
+    client.close()
 
 
 def sha(data: bytes) -> str:
@@ -381,3 +381,33 @@ def test_redirect_policy_table(flags: int, source: str, target: str, allowed: bo
             _check_redirect(flags, source, target, 302)
         assert not caught.value.transient
         assert caught.value.code == 0x80190000 + 302
+
+
+def test_https_with_a_trusted_ca_and_refusal_of_an_untrusted_one(tmp_path: Path, monkeypatch) -> None:
+    import ssl
+
+    import trustme
+
+    from bitscli.transfer import options
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = FaultServer(tls=context)
+    server.put("/f", DATA)
+    client = Client()
+    try:
+        bundle = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        job = Download(url=server.url("/f"), part=str(tmp_path / "p"), request_options={"verify": options._ca_bundle()})
+        download(client, job, Recorder())
+        assert sha((tmp_path / "p").read_bytes()) == sha(DATA)
+        untrusted = Download(url=server.url("/f"), part=str(tmp_path / "q"))  # default roots: not our CA
+        with pytest.raises(TransferError) as caught:
+            download(Client(), untrusted, Recorder())
+        assert not caught.value.transient
+        assert caught.value.code == 0x80072F8F
+    finally:
+        client.close()
+        server.close()

@@ -28,6 +28,7 @@ from bitscli.transfer.classify import (
     protocol_error,
     transport_error,
 )
+from bitscli.transfer.client import Client, Response
 
 CHUNK = 1 << 20  # large reads and os.write: no per-byte Python (design.md)
 CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
@@ -102,11 +103,11 @@ def parse_content_range(value: str) -> tuple[int, int, int]:
     return first, last, total
 
 
-def version_of(response: requests.Response, size: int) -> Version:
+def version_of(response: Response, size: int) -> Version:
     return Version(size, response.headers.get("ETag"), response.headers.get("Last-Modified"))
 
 
-def download(session: requests.Session, job: Download, progress: Progress) -> Version:
+def download(client: Client, job: Download, progress: Progress) -> Version:
     """Fetch ``job.url`` into ``job.part`` from the durable offset; returns the version now complete.
 
     On return every byte is fsynced; recording the completion is the caller's (one write, not two).
@@ -116,23 +117,23 @@ def download(session: requests.Session, job: Download, progress: Progress) -> Ve
     except OSError as exc:
         raise local_error(exc, job.part) from None
     try:
-        return _download(session, job, progress, fd, offset)
+        return _download(client, job, progress, fd, offset)
     finally:
         os.close(fd)
 
 
-def _download(session: requests.Session, job: Download, progress: Progress, fd: int, offset: int) -> Version:
+def _download(client: Client, job: Download, progress: Progress, fd: int, offset: int) -> Version:
     known = job.known
     if job.dynamic:
         # Dynamic content has no stable length or ranges: always from byte 0 (bits.md §3).
         if offset:
             restart(fd, progress, job.url)
-        return _fetch(session, job, progress, fd, 0, Version())
+        return _fetch(client, job, progress, fd, 0, Version())
     if not offset:
         # Nothing to resume: the GET's own headers give the size and validators, so skip the HEAD
         # (one round trip per file; it matters for jobs of many small files).
-        return _fetch(session, job, progress, fd, 0, Version())
-    head, url = probe(session, job)
+        return _fetch(client, job, progress, fd, 0, Version())
+    head, url = probe(client, job)
     if head is not None:
         if offset and head.differs_from(known):
             # The remote changed since our bytes were written: only this file starts again (bits.md §2.7).
@@ -146,7 +147,7 @@ def _download(session: requests.Session, job: Download, progress: Progress, fd: 
             if not offset
             else Version(head.size, known.etag or head.etag, known.last_modified or head.last_modified)
         )
-    return _fetch(session, job, progress, fd, offset, known)
+    return _fetch(client, job, progress, fd, offset, known)
 
 
 def restart(fd: int, progress: Progress, url: str) -> None:
@@ -157,18 +158,13 @@ def restart(fd: int, progress: Progress, url: str) -> None:
     progress.checkpoint(0, Version(), url)
 
 
-def request(
-    session: requests.Session, method: str, job: Download, headers: dict[str, str]
-) -> tuple[requests.Response, str]:
+def request(client: Client, method: str, job: Download, headers: dict[str, str]) -> tuple[Response, str]:
     """One request, following redirects ourselves so the job's redirect policy applies (bits.md §3)."""
     url = job.url
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            response = session.request(
-                method, url, headers=headers, stream=True, allow_redirects=False, timeout=job.timeout,
-                **job.request_options,
-            )  # fmt: skip
-        except requests.RequestException as exc:
+            response = client.send(method, url, headers, job.timeout, job.request_options)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise transport_error(exc, url) from None
         location = response.headers.get("Location")
         if response.status_code not in _REDIRECTS or not location:
@@ -205,9 +201,9 @@ def base_headers(job: Download) -> dict[str, str]:
     return {**job.headers, "Accept-Encoding": "identity"}
 
 
-def probe(session: requests.Session, job: Download) -> tuple[Version | None, str]:
+def probe(client: Client, job: Download) -> tuple[Version | None, str]:
     """Size and validators from HEAD; None when the server will not answer HEAD (we then just GET)."""
-    response, url = request(session, "HEAD", job, base_headers(job))
+    response, url = request(client, "HEAD", job, base_headers(job))
     with response:
         status = response.status_code
         if status == 200:
@@ -219,16 +215,14 @@ def probe(session: requests.Session, job: Download) -> tuple[Version | None, str
         return None, url  # 405, 501, or a signed URL that only allows GET: skip HEAD
 
 
-def _fetch(
-    session: requests.Session, job: Download, progress: Progress, fd: int, offset: int, known: Version
-) -> Version:
+def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: int, known: Version) -> Version:
     headers = base_headers(job)
     validator = known.if_range() if offset else None
     if offset:
         headers["Range"] = f"bytes={offset}-"
         if validator:
             headers["If-Range"] = validator
-    response, url = request(session, "GET", job, headers)
+    response, url = request(client, "GET", job, headers)
     with response:
         status = response.status_code
         if status == 416 and offset and known.size == offset:
@@ -254,7 +248,7 @@ def _fetch(
         return stream(response, fd, offset, version, progress, url)
 
 
-def abort_response(response: requests.Response) -> None:
+def abort_response(response: Response) -> None:
     """Shut the socket down so a read blocked on a stalled server returns at once (suspend within a second)."""
     connection = getattr(response.raw, "_connection", None)
     sock = getattr(connection, "sock", None)
@@ -263,7 +257,7 @@ def abort_response(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def check_partial(response: requests.Response, offset: int, known: Version) -> int:
+def check_partial(response: Response, offset: int, known: Version) -> int:
     """Validate a 206 against what we asked for; returns the file's total size. Never spliced if wrong."""
     try:
         first, _last, total = parse_content_range(response.headers.get("Content-Range", ""))
@@ -279,7 +273,7 @@ def check_partial(response: requests.Response, offset: int, known: Version) -> i
 
 
 def stream(
-    response: requests.Response, fd: int, offset: int, version: Version, progress: Progress, url: str,
+    response: Response, fd: int, offset: int, version: Version, progress: Progress, url: str,
     end: int | None = None,
 ) -> Version:  # fmt: skip
     """Copy the body to the part file; checkpoints only ever name fsynced bytes.

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-import requests
-
 from bitscli.model import LENGTH_TO_EOF, UNKNOWN, ByteRange, ErrorContext
 from bitscli.transfer import files
 from bitscli.transfer.classify import BG_E_INSUFFICIENT_RANGE_SUPPORT, TransferError, http_error, local_error
+from bitscli.transfer.client import Client
 from bitscli.transfer.http import (
     Download,
     Progress,
@@ -39,14 +38,14 @@ def resolve(ranges: tuple[ByteRange, ...], size: int) -> list[tuple[int, int]]:
     return resolved
 
 
-def download(session: requests.Session, job: Download, ranges: tuple[ByteRange, ...], progress: Progress) -> Version:
+def download(client: Client, job: Download, ranges: tuple[ByteRange, ...], progress: Progress) -> Version:
     """The local file is the ranges concatenated: remote 100-199, 900-999 give a 200-byte file (BITS)."""
     try:
         fd, offset = files.open_part(job.part, job.offset)
     except OSError as exc:
         raise local_error(exc, job.part) from None
     try:
-        head, url = probe(session, job)
+        head, url = probe(client, job)
         if head is None or head.size == UNKNOWN:
             raise TransferError(
                 f"{job.url} did not report its size, which ranges need", code=BG_E_INSUFFICIENT_RANGE_SUPPORT,
@@ -63,7 +62,7 @@ def download(session: requests.Session, job: Download, ranges: tuple[ByteRange, 
             if offset < written + length:
                 skip = max(0, offset - written)  # resume inside this range
                 _fetch_range(
-                    session, job, fd, progress, written + skip, remote_offset + skip, length - skip, version, head
+                    client, job, fd, progress, written + skip, remote_offset + skip, length - skip, version, head
                 )
                 offset = written + length
             written += length
@@ -74,12 +73,12 @@ def download(session: requests.Session, job: Download, ranges: tuple[ByteRange, 
 
 
 def _fetch_range(
-    session: requests.Session, job: Download, fd: int, progress: Progress, at: int, remote_offset: int, length: int,
+    client: Client, job: Download, fd: int, progress: Progress, at: int, remote_offset: int, length: int,
     version: Version, head: Version,
 ) -> None:  # fmt: skip
     headers = base_headers(job)
     headers["Range"] = f"bytes={remote_offset}-{remote_offset + length - 1}"
-    response, url = request(session, "GET", job, headers)
+    response, url = request(client, "GET", job, headers)
     with response:
         if response.status_code == 200:
             raise TransferError(
