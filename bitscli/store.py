@@ -224,8 +224,12 @@ class Transaction:
         ).fetchone()
         return decode_file(row)
 
-    def next_incomplete_file(self, job_id: str) -> int | None:
-        row = self._conn.execute("SELECT min(idx) FROM files WHERE job_id = ? AND completed = 0", (job_id,)).fetchone()
+    def next_incomplete_file(self, job_id: str, after: int | None = None) -> int | None:
+        """The lowest index of a file not yet complete (above ``after``, when given)."""
+        row = self._conn.execute(
+            "SELECT min(idx) FROM files WHERE job_id = ? AND completed = 0 AND idx > ?",
+            (job_id, -1 if after is None else after),
+        ).fetchone()
         return row[0]
 
     def update_header(self, job: Job) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from bitscli import lifecycle
 from bitscli.clock import Clock
 from bitscli.model import ErrorContext, Job, JobFile, JobState
+from bitscli.recording import Durability, Recorder
 from bitscli.store import Queue, Transaction, open_queue
 from bitscli.transfer import files
 from bitscli.transfer.classify import E_FAIL, TransferError
@@ -29,12 +30,12 @@ class Worker(threading.Thread):
         self.job_id = job_id
         self.clock = clock
         self.stopping = threading.Event()
-        self._abort: Callable[[], None] | None = None
+        self.abort_transfer: Callable[[], None] | None = None
 
     def stop(self) -> None:
         """Ask the transfer to stop; a blocked read is broken so this takes effect within a second."""
         self.stopping.set()
-        abort = self._abort
+        abort = self.abort_transfer
         if abort is not None:
             abort()
 
@@ -42,9 +43,10 @@ class Worker(threading.Thread):
         from bitscli.transfer.client import Client  # deferred: the CLI never loads the transfer stack
 
         queue = open_queue(self.queue_path, durable=False)
-        session = Client()
+        client = Client()
+        durability = Durability(self.queue_path, self.job_id, self.clock)
         try:
-            self._run(queue, session)
+            self._run(queue, client, durability)
         except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried
             log.exception("job %s: unexpected failure", self.job_id)
             message = f"internal error: {type(exc).__name__}"
@@ -52,27 +54,38 @@ class Worker(threading.Thread):
                 job, None, E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, message, True, now,
             ))  # fmt: skip
         finally:
-            session.close()
+            durability.close()
+            client.close()
             queue.close()
 
-    def _run(self, queue: Queue, session: object) -> None:
+    def _run(self, queue: Queue, client: object, durability: Durability) -> None:
         quick = 0
         with queue.read() as tx:
             job, index, f = _next_file(tx, self.job_id)
-        while not self.stopping.is_set():
-            if job is None or job.state not in lifecycle.ACTIVE:
+        while True:
+            if self.stopping.is_set() or job is None or job.state not in lifecycle.ACTIVE:
+                self._settle(queue, durability)
                 return
             if index is None or f is None:
-                self._update(queue, lifecycle.finish)
-                return
+                if not self._settle(queue, durability):
+                    return
+                with queue.read() as tx:
+                    job, index, f = _next_file(tx, self.job_id)
+                if index is None:
+                    self._update(queue, lifecycle.finish)
+                    return
+                continue  # a file whose completion could not be recorded: fetch it again
             if job.state is JobState.QUEUED:
                 self._update(queue, lifecycle.connecting)
-            recorder = _Recorder(self, queue, index)
+            recorder = Recorder(self, queue, index)
             try:
-                version = _fetch(session, job, index, f, recorder)
+                version = _fetch(client, job, index, f, recorder)
             except _StopTransfer:
+                self._settle(queue, durability)
                 return
             except TransferError as err:
+                if not self._settle(queue, durability):
+                    return
                 if err.transient and recorder.advanced and quick < QUICK_RETRIES:
                     quick += 1
                     log.info("job %s: %s; resuming at once (%d/%d)", job.id, err.message, quick, QUICK_RETRIES)
@@ -81,13 +94,31 @@ class Worker(threading.Thread):
                     with queue.read() as tx:
                         job, index, f = _next_file(tx, self.job_id)
                     continue
-                log.warning("job %s file %d: %s", job.id, index, err.message)
-                self._update(queue, lambda j, now, e=err, i=index: lifecycle.failed(
-                    j, i, e.code, e.context, e.message, e.transient, now, e.retry_after,
-                ))  # fmt: skip
+                self._fail(queue, index, err)
                 return
             quick = 0
-            job, index, f = self._file_done(queue, index, version, recorder)
+            part = files.part_path(f.local_name, job.id, index)
+            url = recorder.url or f.remote_name
+            durability.submit(index, part, version.size, version.etag, version.last_modified, url,
+                              recorder.active_since_last())  # fmt: skip
+            log.info("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
+            with queue.read() as tx:
+                job, index, f = _next_file(tx, self.job_id, after=index)
+
+    def _settle(self, queue: Queue, durability: Durability) -> bool:
+        """Wait for the finished files to be recorded; False (and the job in error) if that failed."""
+        try:
+            durability.drain()
+        except TransferError as err:
+            self._fail(queue, None, err)
+            return False
+        return True
+
+    def _fail(self, queue: Queue, index: int | None, err: TransferError) -> None:
+        log.warning("job %s file %s: %s", self.job_id, index, err.message)
+        self._update(queue, lambda j, now: lifecycle.failed(
+            j, index, err.code, err.context, err.message, err.transient, now, err.retry_after,
+        ))  # fmt: skip
 
     def _update(self, queue: Queue, change: Callable[[Job, float], Job]) -> None:
         with queue.write() as tx:
@@ -98,101 +129,19 @@ class Worker(threading.Thread):
             if new is not job:
                 tx.update_header(new)
 
-    def _file_done(
-        self, queue: Queue, index: int, version: object, recorder: _Recorder
-    ) -> tuple[Job | None, int | None, JobFile | None]:
-        """Record the file as complete and pick the next one, in one transaction."""
-        from bitscli.transfer.http import Version
-
-        assert isinstance(version, Version)
-        now = self.clock.now()
-        with queue.write() as tx:
-            job = tx.job_header(self.job_id)
-            if job is None or job.state.is_final:
-                return None, None, None
-            f = tx.file(self.job_id, index)
-            job, f = lifecycle.progress(
-                job, f, version.size, version.size, version.etag, version.last_modified, recorder.url or f.remote_name,
-                now, recorder.active_since_last(),
-            )  # fmt: skip
-            job, f = lifecycle.file_done(job, f, version.size, now)
-            tx.update_file(self.job_id, index, f)
-            following = tx.next_incomplete_file(self.job_id)
-            if following is None:
-                job = lifecycle.finish(job, now)
-            tx.update_header(job)
-            log.info("job %s: file %d done (%d bytes)", self.job_id, index, version.size)
-            return job, following, tx.file(self.job_id, following) if following is not None else None
-
 
 class _StopTransfer(Exception):
     pass
 
 
-def _next_file(tx: Transaction, job_id: str) -> tuple[Job | None, int | None, JobFile | None]:
-    """The job's header, and the first file not yet complete (None when all are)."""
+def _next_file(tx: Transaction, job_id: str, after: int | None = None) -> tuple[Job | None, int | None, JobFile | None]:
+    """The job's header, and the first file not yet complete (after ``after``); None when there is none."""
     job = tx.job_header(job_id)
-    index = tx.next_incomplete_file(job_id) if job is not None else None
+    index = tx.next_incomplete_file(job_id, after) if job is not None else None
     return job, index, tx.file(job_id, index) if index is not None else None
 
 
-class _Recorder:
-    """The engine's Progress: saves each checkpoint in the queue and watches for a stop."""
-
-    def __init__(self, worker: Worker, queue: Queue, index: int) -> None:
-        self.worker = worker
-        self.queue = queue
-        self.index = index
-        self.advanced = False
-        self.url: str | None = None  # the URL the bytes came from, after redirects
-        self._last = worker.clock.monotonic()
-
-    def active_since_last(self) -> float:
-        """Seconds of transfer since the last checkpoint (for the maximum download time)."""
-        now = self.worker.clock.monotonic()
-        active, self._last = now - self._last, now
-        return active
-
-    def transferring(self, abort: Callable[[], None], url: str) -> None:
-        self.url = url
-        self.worker._abort = abort
-        if self.worker.stopping.is_set():
-            abort()
-
-    def checkpoint(self, offset: int, version: object, url: str) -> None:
-        from bitscli.transfer.http import Version
-
-        assert isinstance(version, Version)
-        active = self.active_since_last()
-        self.url = url
-        with self.queue.write() as tx:
-            job = tx.job_header(self.worker.job_id)
-            if job is None or job.state.is_final:
-                self.worker.stopping.set()  # cancelled or completed under us: stop writing
-                return
-            f = tx.file(self.worker.job_id, self.index)
-            if offset > f.bytes_transferred:
-                self.advanced = True
-            new, new_file = lifecycle.progress(
-                job, f, offset, version.size, version.etag, version.last_modified, url, self.worker.clock.now(), active
-            )
-            if job.state not in lifecycle.ACTIVE:  # suspended meanwhile: keep the bytes, not the state
-                new = _keep_state(new, job.state)
-                self.worker.stopping.set()
-            tx.update_file(self.worker.job_id, self.index, new_file)
-            tx.update_header(new)
-
-    def stop_requested(self) -> bool:
-        return self.worker.stopping.is_set()
-
-
-def _keep_state(job: Job, state: JobState) -> Job:
-    import dataclasses
-
-    return dataclasses.replace(job, state=state)
-
-
-def _fetch(session: object, job: Job, index: int, f: JobFile, recorder: _Recorder):  # type: ignore[no-untyped-def]
+def _fetch(client: object, job: Job, index: int, f: JobFile, recorder: Recorder):  # type: ignore[no-untyped-def]
     """Run the engine for one file of the job."""
     from bitscli.transfer import http, local, options
 
@@ -212,7 +161,7 @@ def _fetch(session: object, job: Job, index: int, f: JobFile, recorder: _Recorde
         if f.ranges:
             from bitscli.transfer import ranges
 
-            return ranges.download(session, download, f.ranges, recorder)  # type: ignore[arg-type]
-        return http.download(session, download, recorder)  # type: ignore[arg-type]
+            return ranges.download(client, download, f.ranges, recorder)  # type: ignore[arg-type]
+        return http.download(client, download, recorder)  # type: ignore[arg-type]
     except http.Stopped:
         raise _StopTransfer from None

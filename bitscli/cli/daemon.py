@@ -93,6 +93,9 @@ def run(
     try:
         instance.write_pid()
         instance.setup_logging(to_stderr=sys.stderr.isatty())
+        # Import the transfer stack now, so the first job does not wait for it.
+        from bitscli.transfer import client, http, local, options, ranges  # noqa: F401
+
         inactivity = config.load().job_inactivity_days * 86_400
         daemon = Daemon(paths.queue_path(), SystemClock(), slice_seconds, inactivity)
         instance.on_termination(daemon.stop_event.set)

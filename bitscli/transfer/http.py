@@ -110,7 +110,8 @@ def version_of(response: Response, size: int) -> Version:
 def download(client: Client, job: Download, progress: Progress) -> Version:
     """Fetch ``job.url`` into ``job.part`` from the durable offset; returns the version now complete.
 
-    On return every byte is fsynced; recording the completion is the caller's (one write, not two).
+    On return every byte is written but not yet durable: the caller fsyncs the part file before it records
+    the file as complete (the daemon does that on a helper thread, behind the next download).
     """
     try:
         fd, offset = files.open_part(job.part, job.offset)
@@ -309,10 +310,6 @@ def stream(
     if expected != UNKNOWN and offset != expected:
         _save(fd, progress, offset, version, url)
         raise protocol_error(f"the body ended at byte {offset} of {expected} from {url}")
-    try:
-        os.fsync(fd)  # the caller records the file as complete: every byte must be on disk first
-    except OSError as exc:
-        raise local_error(exc, "part file") from None
     return Version(offset, version.etag, version.last_modified)
 
 

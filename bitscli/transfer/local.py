@@ -65,7 +65,6 @@ def _copy(src, fd: int, offset: int, version: Version, progress: Progress, url: 
                 os.fsync(fd)
                 progress.checkpoint(offset, version, url)
                 synced_at, synced_offset = time.monotonic(), offset
-        os.fsync(fd)  # the caller records the completion once every byte is on disk
     except OSError as exc:
         raise local_error(exc, "part file") from None
     return Version(offset, None, version.last_modified)
