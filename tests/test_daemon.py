@@ -365,3 +365,35 @@ def test_a_missing_target_directory_is_a_local_file_error(ok, server, tmp_path: 
     assert "ERROR CODE:    0x80070003" in err
     assert "ERROR CONTEXT: 0x00000004" in err
     daemon.shutdown()
+
+
+def test_ctrl_c_during_transfer_cancels_the_job(daemon_process, server, home: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    server.fault(trickle=0.01)  # slow enough to still be running when Ctrl-C comes
+    daemon_process.start()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bitscli", "transfer", "interrupted", server.url("/f"), str(tmp_path / "f")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "BITSCLI_HOME": str(home)},
+    )
+    wait_for(lambda: _bytes_of("interrupted") > 0)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert b"cancelled" in err
+    assert state("interrupted") is JobState.CANCELLED
+    assert not (tmp_path / "f").exists()
+    assert not list(tmp_path.glob(".*.bitscli-part"))
+
+
+def _bytes_of(name: str) -> int:
+    from bitscli.errors import BitsError
+
+    try:
+        return service.get_job(service.open_context(), name).bytes_transferred
+    except BitsError:  # the job is not created yet
+        return 0
