@@ -17,6 +17,7 @@ from bitscli.transfer.classify import E_FAIL, TransferError
 
 log = logging.getLogger("bitscli.daemon")
 
+E_NOTIMPL = 0x80004001
 QUICK_RETRIES = 3  # a response cut off after progress is resumed at once this many times (as wget, aria2)
 QUICK_BACKOFF = 0.5  # seconds, doubled on each quick retry
 
@@ -75,6 +76,13 @@ class Worker(threading.Thread):
                     self._update(queue, lifecycle.finish)
                     return
                 continue  # a file whose completion could not be recorded: fetch it again
+            if job.type.is_upload:
+                # The BITS upload protocol is not implemented yet: say so instead of mistaking it for a download.
+                self._fail(queue, index, TransferError(
+                    "uploads (the BITS upload protocol) are not implemented in this version of bitscli",
+                    code=E_NOTIMPL, context=ErrorContext.GENERAL_QUEUE_MANAGER, transient=False,
+                ))  # fmt: skip
+                return
             if job.state is JobState.QUEUED:
                 self._update(queue, lifecycle.connecting)
             recorder = Recorder(self, queue, index)

@@ -397,3 +397,19 @@ def _bytes_of(name: str) -> int:
         return service.get_job(service.open_context(), name).bytes_transferred
     except BitsError:  # the job is not created yet
         return 0
+
+
+def test_upload_jobs_fail_clearly_until_uploads_exist(ok, server, tmp_path: Path) -> None:
+    source = tmp_path / "up.bin"
+    source.write_bytes(b"payload")
+    job = ok("create", "--raw", "--upload", "up").stdout
+    ok("addfile", job, server.url("/upload"), str(source))
+    ok("resume", job)
+    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon.tick()
+    settle(daemon)
+    assert state(job) is JobState.ERROR
+    assert "not implemented" in ok("geterror", job).stdout
+    assert source.read_bytes() == b"payload"  # the file to upload is untouched
+    assert server.gets("/upload") == []  # and nothing was fetched in its place
+    daemon.shutdown()
