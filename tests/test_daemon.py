@@ -227,6 +227,10 @@ def test_one_daemon_per_queue(daemon_process: DaemonProcess, home: Path) -> None
     assert f"pid {daemon_process.process.pid}" in status.stdout
     assert daemon_process.stop() == 0
     assert run_process("daemon", "status").exit_code == 11
+    log = run_process("daemon", "log", "-n", "50").stdout
+    assert f"daemon started, pid {daemon_process.process.pid}" in log
+    assert "daemon stopped" in log
+    assert (home / "daemon.log").stat().st_mode & 0o077 == 0  # private, like the queue
 
 
 def test_transfer_command_end_to_end(daemon_process: DaemonProcess, server, tmp_path: Path) -> None:
