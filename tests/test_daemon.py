@@ -417,3 +417,32 @@ def test_upload_jobs_fail_clearly_until_uploads_exist(ok, server, tmp_path: Path
     assert source.read_bytes() == b"payload"  # the file to upload is untouched
     assert server.gets("/upload") == []  # and nothing was fetched in its place
     daemon.shutdown()
+
+
+def test_transfer_without_a_daemon_says_so_and_ctrl_c_cancels(home: Path, server, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bitscli",
+            "transfer",
+            "--no-daemon-start",
+            "nodaemon",
+            server.url("/f"),
+            str(tmp_path / "f"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "BITSCLI_HOME": str(home)},
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().startswith(b"QUEUED")  # the first progress line: the warning came before it
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert b"warning: no daemon runs for this queue" in err
+    assert child.returncode == 130
+    assert state("nodaemon") is JobState.CANCELLED

@@ -43,10 +43,12 @@ def transfer(
     job = service.create_transfer(ctx, name, job_type, parse_priority(priority), specs, dynamic)
     if acl_flags is not None:
         service.set_properties(ctx, job.id, acl_flags=parse_acl_flags(acl_flags))
-    if not no_daemon_start:
-        from bitscli import spawn
+    from bitscli import instance, spawn
 
+    if not no_daemon_start:
         spawn.ensure_running()
+    if instance.running() is None:
+        output.warning("no daemon runs for this queue, so the job waits in QUEUED; start one: bitscli daemon start")
     try:
         final = _follow(ctx, job.id)
     except KeyboardInterrupt:
