@@ -58,8 +58,10 @@ class DaemonProcess:
 class FakeClock:
     """Injected time: tests move it forward instead of sleeping."""
 
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.wall = start
+    def __init__(self, start: float | None = None) -> None:
+        # From the real time by default: jobs made through the CLI carry real timestamps, and a fixed
+        # start would drift into the 90-day inactivity limit as the calendar moves on.
+        self.wall = time.time() if start is None else start
         self.mono = 1000.0
 
     def now(self) -> float:

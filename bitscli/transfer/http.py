@@ -134,20 +134,17 @@ def _download(client: Client, job: Download, progress: Progress, fd: int, offset
         # Nothing to resume: the GET's own headers give the size and validators, so skip the HEAD
         # (one round trip per file; it matters for jobs of many small files).
         return _fetch(client, job, progress, fd, 0, Version())
-    head, url = probe(client, job)
+    head, url = probe(client, job)  # resuming: is the remote still the version our bytes came from?
     if head is not None:
-        if offset and head.differs_from(known):
+        if head.differs_from(known):
             # The remote changed since our bytes were written: only this file starts again (bits.md §2.7).
             restart(fd, progress, url)
             offset, known = 0, head
         elif head.size != UNKNOWN and offset == head.size:
             progress.checkpoint(offset, head, url)
             return head
-        known = (
-            head
-            if not offset
-            else Version(head.size, known.etag or head.etag, known.last_modified or head.last_modified)
-        )
+        else:  # keep the validators we resume against; take any we lacked from the HEAD
+            known = Version(head.size, known.etag or head.etag, known.last_modified or head.last_modified)
     return _fetch(client, job, progress, fd, offset, known)
 
 
