@@ -340,3 +340,29 @@ def test_malformed_config_is_reported(cli, home: Path, content: str, text: str) 
     assert result.exit_code == ExitCode.CONFIG
     assert text in result.stderr
     assert str(home / "config.toml") in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "text"),
+    [
+        (["--priority", "urgent"], "unknown priority"),
+        (["--acl-flags", "XYZ"], "unknown ACL flag"),
+        (["--upload", "--download"], "choose one of"),
+    ],
+)
+def test_transfer_with_a_bad_value_creates_no_job(cli, tmp_path: Path, extra: list[str], text: str) -> None:
+    before = snapshot(cli)
+    result = cli("transfer", *extra, "t", "http://127.0.0.1:9/a", str(tmp_path / "a"))
+    assert result.exit_code == ExitCode.USAGE
+    assert text in result.stderr
+    assert snapshot(cli) == before
+
+
+def test_transfer_with_a_bad_file_creates_no_job(cli, tmp_path: Path) -> None:
+    before = snapshot(cli)
+    result = cli("transfer", "t", "http://127.0.0.1:9/a", str(tmp_path / "a"), "ftp://x/b", str(tmp_path / "b"))
+    assert result.exit_code == ExitCode.USAGE
+    assert snapshot(cli) == before
+    odd = cli("transfer", "t", "http://127.0.0.1:9/a")
+    assert odd.exit_code == ExitCode.USAGE
+    assert "pairs" in odd.stderr

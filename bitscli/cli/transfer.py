@@ -39,10 +39,11 @@ def transfer(
         raise InvalidValue("files come in pairs: REMOTE LOCAL [REMOTE LOCAL]...")
     job_type = JobType.UPLOAD if upload else JobType.UPLOAD_REPLY if upload_reply else JobType.DOWNLOAD
     specs = [service.FileSpec(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
+    acl = parse_acl_flags(acl_flags) if acl_flags is not None else None  # every value checked before the job exists
     ctx = context()
     job = service.create_transfer(ctx, name, job_type, parse_priority(priority), specs, dynamic)
-    if acl_flags is not None:
-        service.set_properties(ctx, job.id, acl_flags=parse_acl_flags(acl_flags))
+    if acl is not None:
+        service.set_properties(ctx, job.id, acl_flags=acl)
     from bitscli import instance, spawn
 
     if not no_daemon_start:
