@@ -93,8 +93,15 @@ def list_jobs(ctx: Context, *, include_final: bool = False) -> list[Job]:
 
 
 def create_job(ctx: Context, name: str, job_type: JobType, priority: JobPriority = JobPriority.NORMAL) -> Job:
+    job = _new_job(ctx, name, job_type, priority)
+    _insert(ctx, job)
+    return job
+
+
+def _new_job(ctx: Context, name: str, job_type: JobType, priority: JobPriority) -> Job:
+    """A new SUSPENDED job with a fresh GUID, owned by the caller."""
     now = ctx.clock.now()
-    job = Job(
+    return Job(
         id=values.new_guid(),
         display_name=values.check_display_name(name),
         type=job_type,
@@ -103,10 +110,13 @@ def create_job(ctx: Context, name: str, job_type: JobType, priority: JobPriority
         modification_time=now,
         priority=priority,
     )
+
+
+def _insert(ctx: Context, job: Job) -> None:
+    """Store a new job, within the MaxJobsPerUser quota (finished jobs past their history are dropped first)."""
     with ctx.queue.write() as tx:
-        _check_job_quota(ctx, tx, now)
+        _check_job_quota(ctx, tx, job.creation_time)
         tx.insert(job)
-    return job
 
 
 def _check_job_quota(ctx: Context, tx: Transaction, now: float) -> None:
@@ -123,23 +133,13 @@ def create_transfer(
     ctx: Context, name: str, job_type: JobType, priority: JobPriority, specs: Sequence[FileSpec], dynamic: bool
 ) -> Job:
     """Create, fill and resume a job in one transaction: a bad file creates no job (BitsAdmin /TRANSFER)."""
-    now = ctx.clock.now()
-    job = Job(
-        id=values.new_guid(),
-        display_name=values.check_display_name(name),
-        type=job_type,
-        owner=ctx.owner,
-        creation_time=now,
-        modification_time=now,
-        priority=priority,
-    )
+    job = _new_job(ctx, name, job_type, priority)
+    now = job.creation_time
     if dynamic:
         job = model.set_dynamic(job, True, now)
     files = tuple(_checked_file(job, spec, ctx.config) for spec in specs)
     job = model.resume(model.add_files(job, files, now, ctx.config.max_files_per_job), now)
-    with ctx.queue.write() as tx:
-        _check_job_quota(ctx, tx, now)
-        tx.insert(job)
+    _insert(ctx, job)
     return job
 
 
