@@ -174,12 +174,12 @@ def parse_http_method(value: str) -> str:
 def check_remote_name(remote: str, *, upload: bool) -> str:
     """An http(s) URL, a file:// URL or a bare absolute local path (download jobs only)."""
     _check_text(remote, "the remote name", MAX_REMOTE_NAME)
-    if any(c.isspace() for c in remote):
-        raise InvalidValue(f"remote name {remote!r} contains spaces", hint="percent-encode them as %20")
-    if remote.startswith("/"):
+    if remote.startswith("/"):  # a local path: spaces are fine here, unlike in a URL
         if upload:
             raise InvalidValue("an upload needs an http:// or https:// URL as its remote name")
         return os.path.normpath(remote)
+    if any(c.isspace() for c in remote):
+        raise InvalidValue(f"remote name {remote!r} contains spaces", hint="percent-encode them as %20")
     parts = urlsplit(remote)
     scheme = parts.scheme.lower()
     if not scheme:

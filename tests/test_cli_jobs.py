@@ -261,3 +261,10 @@ def test_monitor_on_a_terminal_draws_a_table(ok, job, monkeypatch) -> None:
     assert job in out
     assert "SUSPENDED" in out
     assert "BYTES" in out  # PROGRESS joins on terminals of 130 columns or more
+
+
+def test_bare_local_paths_may_contain_spaces(ok, job, tmp_path: Path) -> None:
+    source = tmp_path / "with space.txt"
+    source.write_text("x")
+    ok("addfile", job, str(source), str(tmp_path / "copy of it"))
+    assert ok("listfiles", job, "--json").json["files"][0]["remote_name"] == str(source)
