@@ -9,8 +9,8 @@ from pathlib import Path
 from bitscli import lifecycle, scheduler
 from bitscli.clock import Clock
 from bitscli.model import Job, JobState
-from bitscli.service import discard_part_files
 from bitscli.store import open_queue
+from bitscli.transfer import files
 from bitscli.worker import Worker
 
 log = logging.getLogger("bitscli.daemon")
@@ -55,7 +55,7 @@ class Daemon:
                             abandoned.append(tx.job(job.id))
         for gone in abandoned:  # an abandoned job's part files go with it, as on cancel
             if gone is not None:
-                discard_part_files(gone)
+                files.discard_all(gone)
         plan = scheduler.choose(jobs, self.current, self.clock.monotonic(), self.slice_seconds)
         self.current = plan.background
         for job_id, worker in self.workers.items():

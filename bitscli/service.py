@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -213,7 +212,7 @@ def suspend(ctx: Context, ref: str) -> Job:
 
 def cancel(ctx: Context, ref: str) -> Job:
     job = _change(ctx, ref, model.cancel)
-    discard_part_files(job)
+    _discard_part_files(job)
     return job
 
 
@@ -226,17 +225,15 @@ def reset(ctx: Context) -> tuple[list[Job], int]:
         for new, old in zip(cancelled, jobs, strict=True):
             tx.update(new, old)
     for job in cancelled:
-        discard_part_files(job)
+        _discard_part_files(job)
     return cancelled, len(jobs)
 
 
-def discard_part_files(job: Job) -> None:
+def _discard_part_files(job: Job) -> None:
     # After the commit: the cancel stands even if a part file cannot be removed now.
     from bitscli.transfer import files
 
-    for index, f in enumerate(job.files):
-        with contextlib.suppress(OSError):
-            files.discard(files.part_path(f.local_name, job.id, index))
+    files.discard_all(job)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,27 @@ def settle(daemon: Daemon) -> None:
         worker.join(60)
 
 
+def run_once(daemon: Daemon) -> None:
+    """One tick, then wait for the transfers it started."""
+    daemon.tick()
+    settle(daemon)
+
+
+@pytest.fixture
+def new_daemon() -> Iterator:
+    """In-process daemons on an injected clock, shut down after the test even when it fails."""
+    made: list[Daemon] = []
+
+    def make(clock: FakeClock | None = None) -> Daemon:
+        daemon = Daemon(paths.queue_path(), clock or FakeClock())
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        daemon.shutdown()
+
+
 def _stable_bytes(ref: str) -> int | None:
     """The bytes recorded, once two reads half a second apart agree."""
     first = service.get_job(service.open_context(), ref).bytes_transferred
@@ -72,11 +93,11 @@ def state(ref: str) -> JobState:
 # --- in-process ticks, injected clock ---------------------------------------------------------
 
 
-def test_tick_runs_a_job_to_transferred(ok, server, tmp_path: Path) -> None:
+def test_tick_runs_a_job_to_transferred(new_daemon, ok, server, tmp_path: Path) -> None:
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("resume", job)
-    daemon = Daemon(paths.queue_path(), FakeClock())
+    daemon = new_daemon()
     plan = daemon.tick()
     assert job in plan.job_ids
     settle(daemon)
@@ -84,19 +105,17 @@ def test_tick_runs_a_job_to_transferred(ok, server, tmp_path: Path) -> None:
     assert not (tmp_path / "f").exists()
     ok("complete", job)
     assert sha((tmp_path / "f").read_bytes()) == sha(DATA)
-    daemon.shutdown()
 
 
-def test_transient_error_waits_for_the_retry_delay(ok, server, tmp_path: Path) -> None:
+def test_transient_error_waits_for_the_retry_delay(new_daemon, ok, server, tmp_path: Path) -> None:
     clock = FakeClock()
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("setminretrydelay", job, "60")
     ok("resume", job)
     server.fault(status=503, headers={"Retry-After": "120"})  # the HEAD of the first attempt
-    daemon = Daemon(paths.queue_path(), clock)
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon(clock)
+    run_once(daemon)
     found = service.get_job(service.open_context(), job)
     assert found.state is JobState.TRANSIENT_ERROR
     assert found.error is not None
@@ -106,14 +125,12 @@ def test_transient_error_waits_for_the_retry_delay(ok, server, tmp_path: Path) -
     daemon.tick()
     assert state(job) is JobState.TRANSIENT_ERROR
     clock.advance(1)
-    daemon.tick()
-    settle(daemon)
+    run_once(daemon)
     assert state(job) is JobState.TRANSFERRED
     assert ok("geterrorcount", job).stdout == "1\n"
-    daemon.shutdown()
 
 
-def test_no_progress_timeout_turns_transient_into_error(ok, server, tmp_path: Path) -> None:
+def test_no_progress_timeout_turns_transient_into_error(new_daemon, ok, server, tmp_path: Path) -> None:
     clock = FakeClock()
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
@@ -121,7 +138,7 @@ def test_no_progress_timeout_turns_transient_into_error(ok, server, tmp_path: Pa
     ok("setnoprogresstimeout", job, "25")
     ok("resume", job)
     server.fault(status=500, times=100)
-    daemon = Daemon(paths.queue_path(), clock)
+    daemon = new_daemon(clock)
     for _ in range(3):  # fails at t=0, 10 and 20, each time TRANSIENT_ERROR
         daemon.tick()
         settle(daemon)
@@ -130,40 +147,35 @@ def test_no_progress_timeout_turns_transient_into_error(ok, server, tmp_path: Pa
     daemon.tick()  # t=30: 25 s without progress since the first error
     assert state(job) is JobState.ERROR
     assert "500" in ok("geterror", job).stdout
-    daemon.shutdown()
 
 
-def test_fatal_http_errors_go_straight_to_error(ok, server, tmp_path: Path) -> None:
+def test_fatal_http_errors_go_straight_to_error(new_daemon, ok, server, tmp_path: Path) -> None:
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/missing"), str(tmp_path / "f"))
     ok("resume", job)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.ERROR
     err = ok("geterror", job).stdout
     assert "ERROR CODE:    0x80190194" in err
     assert "ERROR CONTEXT: 0x00000005" in err
     assert server.url("/missing") in err
-    daemon.shutdown()
 
 
-def test_a_reset_after_progress_is_resumed_at_once(ok, server, tmp_path: Path) -> None:
+def test_a_reset_after_progress_is_resumed_at_once(new_daemon, ok, server, tmp_path: Path) -> None:
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("resume", job)
     server.fault(reset_after=300_000)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.TRANSFERRED  # no TRANSIENT_ERROR, no retry delay
     assert ok("geterrorcount", job).stdout == "0\n"
     ok("complete", job)
     assert sha((tmp_path / "f").read_bytes()) == sha(DATA)
-    daemon.shutdown()
 
 
-def test_max_download_time(ok, server, tmp_path: Path) -> None:
+def test_max_download_time(new_daemon, ok, server, tmp_path: Path) -> None:
     clock = FakeClock()
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
@@ -175,29 +187,26 @@ def test_max_download_time(ok, server, tmp_path: Path) -> None:
 
         current = tx.job(job)
         tx.update(dataclasses.replace(current, active_seconds=6.0), current)
-    daemon = Daemon(paths.queue_path(), clock)
+    daemon = new_daemon(clock)
     daemon.tick()
     assert state(job) is JobState.ERROR
     assert "0x80200054" in ok("geterror", job).stdout
-    daemon.shutdown()
 
 
-def test_file_urls_copy_with_the_same_rules(ok, tmp_path: Path) -> None:
+def test_file_urls_copy_with_the_same_rules(new_daemon, ok, tmp_path: Path) -> None:
     source = tmp_path / "source.bin"
     source.write_bytes(DATA)
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, source.as_uri(), str(tmp_path / "a"))
     ok("addfile", job, str(source), str(tmp_path / "b"))
     ok("resume", job)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     ok("complete", job)
     assert sha((tmp_path / "a").read_bytes()) == sha((tmp_path / "b").read_bytes()) == sha(DATA)
-    daemon.shutdown()
 
 
-def test_daemon_restart_requeues_jobs_left_transferring(ok, server, tmp_path: Path) -> None:
+def test_daemon_restart_requeues_jobs_left_transferring(new_daemon, ok, server, tmp_path: Path) -> None:
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("resume", job)
@@ -207,11 +216,9 @@ def test_daemon_restart_requeues_jobs_left_transferring(ok, server, tmp_path: Pa
 
         current = tx.job(job)
         tx.update(dataclasses.replace(current, state=JobState.TRANSFERRING), current)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.TRANSFERRED
-    daemon.shutdown()
 
 
 # --- real daemon processes --------------------------------------------------------------------
@@ -293,21 +300,19 @@ def test_wait_command(daemon_process, server, ok, tmp_path: Path) -> None:
     assert state(job) is JobState.TRANSFERRED
 
 
-def test_a_ranged_file_through_the_daemon(ok, server, tmp_path: Path) -> None:
+def test_a_ranged_file_through_the_daemon(new_daemon, ok, server, tmp_path: Path) -> None:
     job = ok("create", "--raw", "r").stdout
     ok("addfilewithranges", job, server.url("/f"), str(tmp_path / "r"), "900:100,100:100")
     ok("resume", job)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.TRANSFERRED
     assert ok("getbytestotal", job).stdout == "200\n"
     ok("complete", job)
     assert (tmp_path / "r").read_bytes() == DATA[900:1000] + DATA[100:200]
-    daemon.shutdown()
 
 
-def test_inactive_jobs_are_cancelled_with_their_part_files(ok, server, tmp_path: Path) -> None:
+def test_inactive_jobs_are_cancelled_with_their_part_files(new_daemon, ok, server, tmp_path: Path) -> None:
     clock = FakeClock()
     job = ok("create", "--raw", "old").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
@@ -316,59 +321,52 @@ def test_inactive_jobs_are_cancelled_with_their_part_files(ok, server, tmp_path:
     part = Path(files.part_path(str(tmp_path / "f"), job, 0))
     part.write_bytes(b"left from long ago")
     clock.wall = service.get_job(service.open_context(), job).modification_time + 91 * 86_400
-    daemon = Daemon(paths.queue_path(), clock)
+    daemon = new_daemon(clock)
     daemon.tick()
     assert state(job) is JobState.CANCELLED
     assert not part.exists()
-    daemon.shutdown()
 
 
-def test_custom_headers_go_out_on_every_request(ok, server, tmp_path: Path) -> None:
+def test_custom_headers_go_out_on_every_request(new_daemon, ok, server, tmp_path: Path) -> None:
     job = ok("create", "--raw", "h").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("setcustomheaders", job, "X-Trace: 42", "X-Other: yes")
     ok("resume", job)
     server.fault(truncate_after=100_000)  # a resume, so the ranged GET is seen too
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.TRANSFERRED
     seen = [s for s in server.seen if s.path == "/f"]
     assert len(seen) >= 3  # GET, HEAD, ranged GET
     assert all(s.headers.get("X-Trace") == "42" and s.headers.get("X-Other") == "yes" for s in seen)
     assert any("Range" in s.headers for s in seen)
-    daemon.shutdown()
 
 
-def test_follow_and_report_rewrites_the_remote_name(ok, server, tmp_path: Path) -> None:
+def test_follow_and_report_rewrites_the_remote_name(new_daemon, ok, server, tmp_path: Path) -> None:
     server.fault(path="/old", status=302, headers={"Location": "/f"})
     job = ok("create", "--raw", "moved").stdout
     ok("addfile", job, server.url("/old"), str(tmp_path / "f"))
     ok("setsecurityflags", job, "0x100")  # BG_HTTP_REDIRECT_POLICY_ALLOW_REPORT
     ok("resume", job)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.TRANSFERRED
     assert ok("listfiles", job, "--json").json["files"][0]["remote_name"] == server.url("/f")
-    daemon.shutdown()
 
 
-def test_a_missing_target_directory_is_a_local_file_error(ok, server, tmp_path: Path) -> None:
+def test_a_missing_target_directory_is_a_local_file_error(new_daemon, ok, server, tmp_path: Path) -> None:
     target_dir = tmp_path / "gone"
     target_dir.mkdir()
     job = ok("create", "--raw", "local").stdout
     ok("addfile", job, server.url("/f"), str(target_dir / "f"))
     target_dir.rmdir()
     ok("resume", job)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.ERROR
     err = ok("geterror", job).stdout
     assert "ERROR CODE:    0x80070003" in err
     assert "ERROR CONTEXT: 0x00000004" in err
-    daemon.shutdown()
 
 
 def test_ctrl_c_during_transfer_cancels_the_job(daemon_process, server, home: Path, tmp_path: Path) -> None:
@@ -403,20 +401,18 @@ def _bytes_of(name: str) -> int:
         return 0
 
 
-def test_upload_jobs_fail_clearly_until_uploads_exist(ok, server, tmp_path: Path) -> None:
+def test_upload_jobs_fail_clearly_until_uploads_exist(new_daemon, ok, server, tmp_path: Path) -> None:
     source = tmp_path / "up.bin"
     source.write_bytes(b"payload")
     job = ok("create", "--raw", "--upload", "up").stdout
     ok("addfile", job, server.url("/upload"), str(source))
     ok("resume", job)
-    daemon = Daemon(paths.queue_path(), FakeClock())
-    daemon.tick()
-    settle(daemon)
+    daemon = new_daemon()
+    run_once(daemon)
     assert state(job) is JobState.ERROR
     assert "not implemented" in ok("geterror", job).stdout
     assert source.read_bytes() == b"payload"  # the file to upload is untouched
     assert server.gets("/upload") == []  # and nothing was fetched in its place
-    daemon.shutdown()
 
 
 def test_transfer_without_a_daemon_says_so_and_ctrl_c_cancels(home: Path, server, tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+
+from bitscli.model import Job
 
 PART_SUFFIX = ".bitscli-part"
 _MAX_BASE = 160  # leaves room for ".<guid>.<index>.bitscli-part" within NAME_MAX (255)
@@ -80,6 +83,13 @@ def publish(part: str, final: str, sync_directory: bool = True) -> bool:
     if sync_directory:
         fsync_directory(os.path.dirname(final))
     return True
+
+
+def discard_all(job: Job) -> None:
+    """Delete every part file of a cancelled or abandoned job; one that cannot go now is left hidden."""
+    for index, f in enumerate(job.files):
+        with contextlib.suppress(OSError):
+            discard(part_path(f.local_name, job.id, index))
 
 
 def discard(part: str) -> bool:
