@@ -14,6 +14,7 @@ from bitscli.store import Queue, open_queue
 from bitscli.transfer.classify import local_error
 
 if TYPE_CHECKING:
+    from bitscli.transfer.http import Version
     from bitscli.worker import Worker
 
 
@@ -40,10 +41,7 @@ class Recorder:
         if self.worker.stopping.is_set():
             abort()
 
-    def checkpoint(self, offset: int, version: object, url: str) -> None:
-        from bitscli.transfer.http import Version
-
-        assert isinstance(version, Version)
+    def checkpoint(self, offset: int, version: Version, url: str) -> None:
         active = self.active_since_last()
         self.url = url
         with self.queue.write() as tx:
