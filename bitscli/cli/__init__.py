@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "daemon": "daemon",
     "transfer": "transfer",
     "wait": "transfer",
+    "serve": "serve",
+    "serve-passwd": "serve",
 }
 
 _HELP = """A persistent, per-user background transfer queue modelled on Windows BITS and BitsAdmin.

@@ -1,0 +1,89 @@
+"""serve (the compact server: ranged downloads and BITS uploads) and serve-passwd (its user file)."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bitscli import output
+from bitscli.errors import InvalidValue
+
+app = typer.Typer()
+_PANEL = "Server"
+
+_FLAGS = {  # flag value -> settings key, for the values a user gave (None: not given, the file or default wins)
+    "host": "host", "port": "port", "uploads": "upload_dirs", "allow_overwrite": "allow_overwrite",
+    "max_upload_size": "max_upload_size", "max_fragment_size": "max_fragment_size",
+    "session_timeout": "session_timeout", "sessions_per_user": "sessions_per_user", "host_id": "host_id",
+    "notification_type": "notification_type", "notification_url": "notification_url",
+    "notification_command": "notification_command", "password_file": "password_file", "certfile": "certfile",
+    "keyfile": "keyfile",
+}  # fmt: skip
+
+
+@app.command("serve", rich_help_panel=_PANEL)
+def serve(
+    root: Annotated[Path | None, typer.Option("--root", help="Directory to serve and upload into.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port [8080]; 0 takes a free one.")] = None,
+    uploads: Annotated[list[str] | None, typer.Option("--uploads", help="Enable uploads under this URL path ('/' = all); repeatable.")] = None,  # noqa: E501
+    allow_overwrite: Annotated[bool | None, typer.Option("--allow-overwrite/--no-overwrite", help="Replace existing files (default: 409).")] = None,  # noqa: E501
+    max_upload_size: Annotated[int | None, typer.Option("--max-upload-size", min=1, help="Largest upload, in bytes.")] = None,
+    max_fragment_size: Annotated[int | None, typer.Option("--max-fragment-size", min=1, help="Largest fragment [100 MiB].")] = None,
+    session_timeout: Annotated[int | None, typer.Option("--session-timeout", min=1, help="Seconds without progress before a session is deleted [14 days].")] = None,  # noqa: E501
+    sessions_per_user: Annotated[int | None, typer.Option("--sessions-per-user", min=1, help="Open sessions per user [50].")] = None,  # noqa: E501
+    host_id: Annotated[str | None, typer.Option("--host-id", help="Host that later packets of a session go to.")] = None,
+    notification_type: Annotated[int | None, typer.Option("--notification-type", help="0 store, 1 by reference, 2 by value.")] = None,  # noqa: E501
+    notification_url: Annotated[str | None, typer.Option("--notification-url", help="Application URL that gets each upload.")] = None,  # noqa: E501
+    notification_command: Annotated[str | None, typer.Option("--notification-command", help="Local command that gets each upload.")] = None,  # noqa: E501
+    password_file: Annotated[Path | None, typer.Option("--password-file", help="Users (bitscli serve-passwd); uploads then need a login.")] = None,  # noqa: E501
+    certfile: Annotated[Path | None, typer.Option("--certfile", help="TLS certificate (PEM).")] = None,
+    keyfile: Annotated[Path | None, typer.Option("--keyfile", help="TLS private key (PEM).")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file with these settings.")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request to stderr.")] = False,
+) -> None:
+    """Serve a directory: GET/HEAD with ranges, and BITS uploads where enabled (Ctrl-C stops it).
+
+    Example: bitscli serve --root /srv/files --port 8080 --uploads /incoming
+    """
+    import shlex
+
+    from bitscli.server import run, settings
+
+    values: dict[str, object] = settings.load_toml(config_file) if config_file else {}
+    given = locals()
+    for flag, key in _FLAGS.items():
+        value = given[flag]
+        if value is not None:
+            values[key] = value
+    if uploads is not None:
+        values["upload_dirs"] = tuple(uploads)
+    if notification_command is not None:
+        values["notification_command"] = tuple(shlex.split(notification_command))
+    if root is not None:
+        values["root"] = root
+    run.serve(settings.build(values), access_log=access_log)
+
+
+@app.command("serve-passwd", rich_help_panel=_PANEL)
+def serve_passwd(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The password file (created 0600 if missing).")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user to add or change.")],
+) -> None:
+    """Add a user to a serve password file; the password is read from stdin, never from the command line.
+
+    Example: printf '%s\\n' "$PASSWORD" | bitscli serve-passwd /etc/bitscli/users alice
+    """
+    from bitscli.server import auth
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"Password for {user}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InvalidValue("the password is empty", hint="give it on stdin: printf '%s\\n' \"$PASSWORD\" | bitscli ...")
+    auth.set_user(file, user, password)
+    output.line(f"User {user} saved in {file}.")

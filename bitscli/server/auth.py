@@ -1,0 +1,100 @@
+"""Basic authentication from a file of salted scrypt hashes; a password is never stored or logged in clear."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+from bitscli.errors import ConfigError
+
+# scrypt cost: about 50 ms a check, so guessing is slow; verified headers are cached, fragments stay fast.
+_N, _R, _P = 1 << 14, 8, 1
+_CACHE_LIMIT = 256
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def check_password(password: str, encoded: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def read_password_file(path: Path) -> dict[str, str]:
+    """``user:scrypt$...`` lines; a line holding anything else (a plaintext password) is refused."""
+    users: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, encoded = line.strip().partition(":")
+        if not sep or not user or not encoded.startswith("scrypt$") or encoded.count("$") != 5:
+            raise ConfigError(
+                f"{path}, line {number}: not a 'user:scrypt$...' entry",
+                hint="add users with: bitscli serve-passwd FILE USER (the password is read from stdin)",
+            )
+        users[user] = encoded
+    return users
+
+
+def set_user(path: Path, user: str, password: str) -> None:
+    """Add or replace one user's entry; the file is rewritten atomically and kept private (0600)."""
+    if not user or ":" in user or any(c.isspace() for c in user):
+        raise ConfigError(f"user name {user!r} cannot be empty or hold ':' or spaces")
+    users = read_password_file(path) if path.exists() else {}
+    users[user] = hash_password(password)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.writelines(f"{name}:{encoded}\n" for name, encoded in users.items())
+    os.replace(temporary, path)
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` headers against the password file."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+        self._verified: dict[bytes, str] = {}  # keyed by a hash of the header, never the header itself
+
+    def user(self, authorization: str | None) -> str | None:
+        """The authenticated user name, or None."""
+        if not authorization or not authorization[:6].lower() == "basic ":
+            return None
+        key = hashlib.sha256(authorization.encode("latin-1", "replace")).digest()
+        if key in self._verified:
+            return self._verified[key]
+        try:
+            user, _, password = base64.b64decode(authorization[6:].strip(), validate=True).decode().partition(":")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return None
+        encoded = self.users.get(user)
+        if encoded is None or not check_password(password, encoded):
+            return None
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[key] = user
+        return user

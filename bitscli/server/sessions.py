@@ -1,0 +1,124 @@
+"""Upload sessions on disk: they survive a server restart; the data file's length is the received offset."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitscli.server.namespace import RESERVED_PREFIX
+
+SESSIONS_DIR = f"{RESERVED_PREFIX}-sessions"
+DATA_SUFFIX = f"{RESERVED_PREFIX}-upload"
+
+OPEN = "open"  # taking fragments
+RECEIVED = "received"  # every byte is here; the application has not answered yet
+COMMITTED = "committed"  # stored (or handed to the application); only the reply and cleanup remain
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    target: str  # absolute path of the final name
+    url_path: str
+    user: str
+    created: float
+    progress_at: float  # the session timeout counts from here (BITSSessionTimeout)
+    total: int | None = None  # fixed by the first fragment; every later fragment must agree
+    state: str = OPEN
+    content_name: str | None = None
+    reply_url: str | None = None  # for the last fragment's Ack (upload-reply)
+    reply_file: str | None = None  # a reply we stored, deleted with the session
+
+    @property
+    def data(self) -> str:
+        """The hidden file beside the target that collects the bytes (same filesystem: atomic rename)."""
+        directory, base = os.path.split(self.target)
+        return os.path.join(directory, f".{base[:120]}.{self.id.strip('{}')}.{DATA_SUFFIX}")
+
+
+class SessionStore:
+    """One JSON file a session under ``ROOT/.bitscli-sessions``, replaced atomically on every change."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.directory = root / SESSIONS_DIR
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+
+    def create(self, target: Path, url_path: str, user: str, now: float, content_name: str | None) -> Session:
+        session = Session(
+            id="{" + str(uuid.uuid4()) + "}", target=str(target), url_path=url_path, user=user, created=now,
+            progress_at=now, content_name=content_name,
+        )  # fmt: skip
+        fd = os.open(session.data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides, as for any new file
+        os.close(fd)
+        self.save(session)
+        return session
+
+    def get(self, session_id: str) -> Session | None:
+        if not session_id or "/" in session_id or session_id.startswith("."):
+            return None
+        try:
+            raw = (self.directory / f"{session_id}.json").read_text(encoding="utf-8")
+            return Session(**json.loads(raw))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, session: Session) -> Session:
+        path = self.directory / f"{session.id}.json"
+        temporary = path.with_name(path.name + ".tmp")
+        with open(temporary, "w", encoding="utf-8", opener=_private) as out:
+            json.dump(dataclasses.asdict(session), out)
+        os.replace(temporary, path)
+        return session
+
+    def update(self, session: Session, **changes: object) -> Session:
+        return self.save(dataclasses.replace(session, **changes))  # type: ignore[arg-type]
+
+    def received(self, session: Session) -> int:
+        """The contiguous prefix stored so far: everything written is in order, so it is the file's length."""
+        try:
+            return os.stat(session.data).st_size
+        except FileNotFoundError:
+            return 0
+
+    def delete(self, session: Session) -> None:
+        """Forget the session and free its files; a committed upload stays at its destination."""
+        for path in (session.data, session.reply_file):
+            if path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.directory / f"{session.id}.json")
+
+    def all(self) -> list[Session]:
+        sessions = []
+        for path in self.directory.glob("*.json"):
+            session = self.get(path.stem)
+            if session is not None:
+                sessions.append(session)
+        return sessions
+
+    def open_for(self, user: str) -> int:
+        return sum(1 for s in self.all() if s.user == user and s.state != COMMITTED)
+
+    def cleanup(self, now: float, timeout: float) -> list[str]:
+        """Delete sessions without progress for ``timeout`` seconds (the IIS cleanup task); returns their ids."""
+        expired = [s for s in self.all() if now - s.progress_at >= timeout]
+        for session in expired:
+            self.delete(session)
+        for stray in self.directory.glob("*.tmp"):  # a crash between write and rename
+            with contextlib.suppress(FileNotFoundError):
+                stray.unlink()
+        return [s.id for s in expired]
+
+    def reply_path(self, session: Session) -> Path:
+        return self.directory / f"{session.id}.reply"
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

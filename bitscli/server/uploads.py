@@ -1,0 +1,242 @@
+"""The server side of the BITS upload protocol: one handler a packet type, every answer an Ack (bits.md §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import anyio.to_thread
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, Response
+
+from bitscli import protocol
+from bitscli.clock import Clock
+from bitscli.server import application, namespace
+from bitscli.server.sessions import COMMITTED, OPEN, RECEIVED, Session, SessionStore
+from bitscli.server.settings import ServerSettings
+
+log = logging.getLogger("bitscli.serve")
+E_FAIL = 0x80004005
+E_DISK_FULL = 0x80070070
+E_TOO_MANY_SESSIONS = 0x80070045  # HRESULT_FROM_WIN32(ERROR_TOO_MANY_SESS)
+HTTP_STATUS_BASE = 0x80190000
+
+
+def ack(
+    status: int = 200, session_id: str | None = None, headers: dict[str, str] | None = None,
+    error: int | None = None, context: int = protocol.CONTEXT_SERVER,
+) -> Response:  # fmt: skip
+    """An Ack: always BITS-Packet-Type and a Content-Length (0); error headers only when not 200/201."""
+    out = {protocol.PACKET_TYPE: protocol.ACK}
+    if session_id is not None:
+        out[protocol.SESSION_ID] = session_id
+    if error is not None and status not in (200, 201):
+        out[protocol.ERROR_CODE] = protocol.hresult_text(error)
+        out[protocol.ERROR_CONTEXT] = f"0x{context:x}"
+    out.update(headers or {})
+    return Response(b"", status_code=status, headers=out)
+
+
+def bad_request(why: str, session_id: str | None = None) -> Response:
+    log.info("400 to a BITS packet: %s", why)
+    return ack(400, session_id, error=protocol.E_INVALIDARG)
+
+
+class UploadHandler:
+    def __init__(self, settings: ServerSettings, store: SessionStore, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def handle(self, request: Request, url_path: str, user: str) -> Response:
+        kind = protocol.packet_type(request.headers)
+        if kind is None:
+            return bad_request(f"no {protocol.PACKET_TYPE} header")
+        if kind == protocol.PING:
+            return ack(200)
+        if kind == protocol.CREATE_SESSION:
+            return self._create(request, url_path, user)
+        if kind not in (protocol.FRAGMENT, protocol.CLOSE_SESSION, protocol.CANCEL_SESSION):
+            return bad_request(f"unknown packet type {kind!r}")  # an unexpected packet gets a 400 Ack
+        session_id = request.headers.get(protocol.SESSION_ID)
+        if not session_id:
+            return bad_request(f"{kind} without {protocol.SESSION_ID}")
+        async with self._locks[session_id]:  # one packet of a session at a time, whatever the client does
+            session = self.store.get(session_id)
+            if session is None or session.user != user or session.url_path != url_path:
+                self._locks.pop(session_id, None)
+                return ack(500, session_id, error=protocol.BG_E_SESSION_NOT_FOUND)
+            try:
+                if kind == protocol.FRAGMENT:
+                    return await self._fragment(request, session)
+                self.store.delete(session)  # Close and Cancel both free everything; a committed file stays
+                self._locks.pop(session_id, None)
+                return ack(200, session_id)
+            except OSError as exc:
+                log.error("session %s: %s", session_id, exc)
+                disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                return ack(503 if disk_full else 500, session_id, error=E_DISK_FULL if disk_full else E_FAIL)
+
+    def _create(self, request: Request, url_path: str, user: str) -> Response:
+        if not self.settings.uploads_enabled(url_path):
+            return ack(501, error=protocol.E_ACCESSDENIED)  # uploads are disabled on this directory
+        if not protocol.supports_protocol(request.headers.get(protocol.SUPPORTED_PROTOCOLS)):
+            return bad_request("no common protocol")
+        try:
+            target, clean_path = namespace.upload_target(self.settings.root, url_path)
+        except namespace.Refused as why:
+            log.warning("upload to %r refused: %s", url_path, why)
+            return ack(403, error=protocol.E_ACCESSDENIED)
+        except FileNotFoundError:
+            return ack(404, error=HTTP_STATUS_BASE + 404)
+        if target.exists() and not self.settings.allow_overwrite:
+            return ack(409, error=protocol.E_ACCESSDENIED)  # BITSAllowOverwrites is off
+        if self.store.open_for(user) >= self.settings.sessions_per_user:
+            return ack(503, error=E_TOO_MANY_SESSIONS)  # BITSNumberOfSessionsLimit: free one and retry later
+        session = self.store.create(target, clean_path, user, self.clock.now(), request.headers.get(protocol.CONTENT_NAME))
+        headers = {protocol.PROTOCOL: protocol.PROTOCOL_GUID, "Accept-Encoding": "Identity"}
+        if self.settings.host_id:
+            headers[protocol.HOST_ID] = self.settings.host_id
+            headers[protocol.HOST_ID_FALLBACK] = str(self.settings.host_id_fallback)
+        log.info("session %s: upload to %s by %s", session.id, clean_path, user)
+        return ack(200, session.id, headers)
+
+    async def _fragment(self, request: Request, session: Session) -> Response:
+        sid = session.id
+        try:
+            first, last, total = protocol.fragment_range(request.headers.get("Content-Range"))
+        except protocol.ProtocolViolation as why:
+            return bad_request(str(why), sid)
+        encoding = request.headers.get("Content-Encoding", "identity").lower()
+        if encoding != "identity":
+            return bad_request(f"Content-Encoding {encoding} (only identity is supported)", sid)
+        length = last - first + 1
+        if request.headers.get("Content-Length") != str(length):
+            return bad_request("Content-Length does not match Content-Range", sid)
+        if self.settings.max_upload_size is not None and total > self.settings.max_upload_size:
+            return ack(413, sid, error=protocol.BG_E_TOO_LARGE)  # the whole upload is over the limit: fatal
+        if length > self.settings.max_fragment_size:
+            return ack(413, sid)  # only this fragment is too big: the client shrinks its fragments
+        if session.total is not None and total != session.total:
+            return bad_request(f"the total changed from {session.total} to {total}", sid)
+        if session.total is None:
+            session = self.store.update(session, total=total)
+        if session.state != OPEN:
+            return await self._repeat(request, session, last)
+        received = self.store.received(session)
+        if first > received:  # a gap: say where to go on from (the 416 rule)
+            return ack(416, sid, {protocol.RECEIVED_RANGE: str(received)})
+        try:
+            received = await _store_body(request, session.data, first, length, received)
+        except ClientDisconnect:
+            self.store.update(session, progress_at=self.clock.now())  # bytes kept so far count as progress
+            return ack(400, sid, error=protocol.E_INVALIDARG)
+        except ValueError as why:
+            return bad_request(str(why), sid)
+        session = self.store.update(session, progress_at=self.clock.now())
+        if received < total:
+            return ack(200, sid, {protocol.RECEIVED_RANGE: str(received)})
+        session = self.store.update(session, state=RECEIVED)
+        return await self._finish(request, session)
+
+    async def _repeat(self, request: Request, session: Session, last: int) -> Response:
+        """A fragment after every byte arrived (the client lost our Ack): never stored twice."""
+        async for _ in request.stream():
+            pass
+        assert session.total is not None
+        if session.state == RECEIVED and last == session.total - 1:
+            return await self._finish(request, session)  # the application had not accepted it yet: try again
+        return self._final_ack(request, session)
+
+    async def _finish(self, request: Request, session: Session) -> Response:
+        """Every byte is here: make it durable, then store it or hand it to the application."""
+        await anyio.to_thread.run_sync(_fsync, session.data)
+        if self.settings.notification_type:
+            reply = self.store.reply_path(session)
+            answer = await anyio.to_thread.run_sync(
+                application.notify, self.settings, session.data, reply, str(request.url)
+            )
+            if not answer.ok:
+                log.warning("session %s: %s", session.id, answer.message)
+                return ack(answer.status, session.id, error=HTTP_STATUS_BASE + answer.status,
+                           context=protocol.CONTEXT_APPLICATION)  # fmt: skip
+            reply_url = answer.static_reply_url
+            if answer.reply_file and not reply_url:
+                reply_url = str(request.base_url).rstrip("/") + namespace.REPLY_PREFIX + session.id.strip("{}")
+            session = self.store.update(session, reply_url=reply_url, reply_file=answer.reply_file)
+            if not answer.copy_to_destination:
+                self.store.update(session, state=COMMITTED)
+                return self._final_ack(request, session)
+        try:
+            _publish(session.data, Path(session.target), self.settings.allow_overwrite)
+        except FileExistsError:
+            return ack(409, session.id, error=protocol.E_ACCESSDENIED)
+        session = self.store.update(session, state=COMMITTED)
+        log.info("session %s: %s stored (%d bytes)", session.id, session.url_path, session.total)
+        return self._final_ack(request, session)
+
+    def _final_ack(self, request: Request, session: Session) -> Response:
+        headers = {protocol.RECEIVED_RANGE: str(session.total)}
+        if session.reply_url:
+            headers[protocol.REPLY_URL] = session.reply_url
+        return ack(200, session.id, headers)
+
+    def reply(self, url_path: str) -> Response:
+        """GET of a stored reply: the URL the last fragment's Ack named."""
+        session = self.store.get("{" + url_path[len(namespace.REPLY_PREFIX) :].strip("/") + "}")
+        if session is None or not session.reply_file or not os.path.isfile(session.reply_file):
+            return Response("not found\n", status_code=404)
+        return FileResponse(session.reply_file, media_type="application/octet-stream")
+
+
+async def _store_body(request: Request, data: str, first: int, length: int, received: int) -> int:
+    """Write the body's bytes past ``received`` (stored bytes are never overwritten); returns the new end."""
+    position = first
+    fd = os.open(data, os.O_WRONLY)
+    try:
+        async for chunk in request.stream():
+            end = position + len(chunk)
+            if end > first + length:
+                raise ValueError("the body is longer than its Content-Range")
+            if end > received:
+                skip = max(0, received - position)
+                view = memoryview(chunk)[skip:]
+                written = 0
+                while written < len(view):
+                    written += os.pwrite(fd, view[written:], received + written)
+                received = end
+            position = end
+    finally:
+        os.close(fd)
+    if position != first + length:
+        raise ValueError("the body is shorter than its Content-Range")
+    return received
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(data: str, target: Path, overwrite: bool) -> None:
+    """The upload appears under its final name only now, complete (an atomic rename or link)."""
+    if target.is_symlink():
+        raise FileExistsError(str(target))
+    if overwrite:
+        os.replace(data, target)
+    else:
+        os.link(data, target)  # fails if the name exists: no overwrite, even in a race
+        os.unlink(data)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
