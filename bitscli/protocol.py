@@ -51,7 +51,7 @@ BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH = 0x80200022
 
 MAX_SESSION_ID = 100  # "any HTTP-legal string up to 100 characters"
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
-_SESSION_ID = re.compile(r"^[\x21-\x7e]{1,%d}$" % MAX_SESSION_ID)
+_SESSION_ID = re.compile(rf"^[\x21-\x7e]{{1,{MAX_SESSION_ID}}}$")
 
 
 class ProtocolViolation(ValueError):

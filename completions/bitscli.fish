@@ -182,6 +182,30 @@ complete -c bitscli -n '__fish_seen_subcommand_from reset' -l help
 complete -c bitscli -n __fish_use_subcommand -a resume -d 'Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENTERROR) starts the daemon if needed.'
 complete -c bitscli -n '__fish_seen_subcommand_from resume' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from resume' -l help
+complete -c bitscli -n __fish_use_subcommand -a serve -d 'Serve a directory GET/HEAD with ranges, and BITS uploads where enabled (Ctrl-C stops it).'
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l access-log
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l allow-overwrite
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l certfile
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l config
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host-id
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l keyfile
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-fragment-size
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-upload-size
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l no-access-log
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l no-overwrite
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l notification-command
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l notification-type
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l notification-url
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l password-file
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l port
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l root
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l session-timeout
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l sessions-per-user
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l uploads
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l help
+complete -c bitscli -n __fish_use_subcommand -a serve-passwd -d 'Add a user to a serve password file the password is read from stdin, never from the command line.'
+complete -c bitscli -n '__fish_seen_subcommand_from serve-passwd' -l help
 complete -c bitscli -n __fish_use_subcommand -a setaclflags -d 'Letters from O, G, D, S (owner, group, DACL, SACL).'
 complete -c bitscli -n '__fish_seen_subcommand_from setaclflags' -l help
 complete -c bitscli -n __fish_use_subcommand -a setcredentials -d 'Store credentials for the server or proxy they can never be read back.'

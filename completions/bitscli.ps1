@@ -51,6 +51,8 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'replaceremoteprefix' = @('--help')
         'reset' = @('--all-users', '--help')
         'resume' = @('--no-daemon-start', '--help')
+        'serve' = @('--access-log', '--allow-overwrite', '--certfile', '--config', '--host', '--host-id', '--keyfile', '--max-fragment-size', '--max-upload-size', '--no-access-log', '--no-overwrite', '--notification-command', '--notification-type', '--notification-url', '--password-file', '--port', '--root', '--session-timeout', '--sessions-per-user', '--uploads', '--help')
+        'serve-passwd' = @('--help')
         'setaclflags' = @('--help')
         'setcredentials' = @('--password-file', '--help')
         'setcustomheaders' = @('--from-file', '--help')

@@ -24,24 +24,26 @@ _FLAGS = {  # flag value -> settings key, for the values a user gave (None: not 
 
 @app.command("serve", rich_help_panel=_PANEL)
 def serve(
-    root: Annotated[Path | None, typer.Option("--root", help="Directory to serve and upload into.")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to listen on [127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port [8080]; 0 takes a free one.")] = None,
-    uploads: Annotated[list[str] | None, typer.Option("--uploads", help="Enable uploads under this URL path ('/' = all); repeatable.")] = None,  # noqa: E501
-    allow_overwrite: Annotated[bool | None, typer.Option("--allow-overwrite/--no-overwrite", help="Replace existing files (default: 409).")] = None,  # noqa: E501
-    max_upload_size: Annotated[int | None, typer.Option("--max-upload-size", min=1, help="Largest upload, in bytes.")] = None,
-    max_fragment_size: Annotated[int | None, typer.Option("--max-fragment-size", min=1, help="Largest fragment [100 MiB].")] = None,
-    session_timeout: Annotated[int | None, typer.Option("--session-timeout", min=1, help="Seconds without progress before a session is deleted [14 days].")] = None,  # noqa: E501
-    sessions_per_user: Annotated[int | None, typer.Option("--sessions-per-user", min=1, help="Open sessions per user [50].")] = None,  # noqa: E501
-    host_id: Annotated[str | None, typer.Option("--host-id", help="Host that later packets of a session go to.")] = None,
-    notification_type: Annotated[int | None, typer.Option("--notification-type", help="0 store, 1 by reference, 2 by value.")] = None,  # noqa: E501
-    notification_url: Annotated[str | None, typer.Option("--notification-url", help="Application URL that gets each upload.")] = None,  # noqa: E501
-    notification_command: Annotated[str | None, typer.Option("--notification-command", help="Local command that gets each upload.")] = None,  # noqa: E501
-    password_file: Annotated[Path | None, typer.Option("--password-file", help="Users (bitscli serve-passwd); uploads then need a login.")] = None,  # noqa: E501
-    certfile: Annotated[Path | None, typer.Option("--certfile", help="TLS certificate (PEM).")] = None,
-    keyfile: Annotated[Path | None, typer.Option("--keyfile", help="TLS private key (PEM).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Directory to serve and upload into.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [8080]; 0 takes a free one.")] = None,
+    uploads: Annotated[list[str] | None, typer.Option(help="Enable uploads under this URL path ('/': all).")] = None,
+    allow_overwrite: Annotated[
+        bool | None, typer.Option("--allow-overwrite/--no-overwrite", help="Replace existing files [409].")
+    ] = None,
+    max_upload_size: Annotated[int | None, typer.Option(min=1, help="Largest upload in bytes.")] = None,
+    max_fragment_size: Annotated[int | None, typer.Option(min=1, help="Largest fragment [100 MiB].")] = None,
+    session_timeout: Annotated[int | None, typer.Option(min=1, help="Idle seconds before cleanup [14 d].")] = None,
+    sessions_per_user: Annotated[int | None, typer.Option(min=1, help="Open sessions per user [50].")] = None,
+    host_id: Annotated[str | None, typer.Option(help="Host that later packets of a session go to.")] = None,
+    notification_type: Annotated[int | None, typer.Option(help="0 store, 1 by reference, 2 by value.")] = None,
+    notification_url: Annotated[str | None, typer.Option(help="Application URL that gets each upload.")] = None,
+    notification_command: Annotated[str | None, typer.Option(help="Local command that gets each upload.")] = None,
+    password_file: Annotated[Path | None, typer.Option(help="Users file (serve-passwd); uploads need a login.")] = None,
+    certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML file with these settings.")] = None,
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request to stderr.")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request to stderr.")] = False,
 ) -> None:
     """Serve a directory: GET/HEAD with ranges, and BITS uploads where enabled (Ctrl-C stops it).
 

@@ -82,7 +82,7 @@ class BasicAuth:
 
     def user(self, authorization: str | None) -> str | None:
         """The authenticated user name, or None."""
-        if not authorization or not authorization[:6].lower() == "basic ":
+        if not authorization or authorization[:6].lower() != "basic ":
             return None
         key = hashlib.sha256(authorization.encode("latin-1", "replace")).digest()
         if key in self._verified:

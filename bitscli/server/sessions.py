@@ -38,7 +38,7 @@ class Session:
     def data(self) -> str:
         """The hidden file beside the target that collects the bytes (same filesystem: atomic rename)."""
         directory, base = os.path.split(self.target)
-        return os.path.join(directory, f".{base[:120]}.{self.id.strip('{}')}.{DATA_SUFFIX}")
+        return os.path.join(directory, f".{base[:120]}.{self.id.strip('{}')}{DATA_SUFFIX}")
 
 
 class SessionStore:
@@ -54,7 +54,7 @@ class SessionStore:
             id="{" + str(uuid.uuid4()) + "}", target=str(target), url_path=url_path, user=user, created=now,
             progress_at=now, content_name=content_name,
         )  # fmt: skip
-        fd = os.open(session.data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides, as for any new file
+        fd = os.open(session.data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides the mode
         os.close(fd)
         self.save(session)
         return session

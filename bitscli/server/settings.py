@@ -102,12 +102,15 @@ def _check(s: ServerSettings) -> None:
     if s.max_upload_size is not None:
         positive("max_upload_size", s.max_upload_size, 1_844_674_407_370_955)  # the IIS maximum
     if s.notification_type not in (0, 1, 2):
-        raise ConfigError(f"notification-type must be 0 (store), 1 (by reference) or 2 (by value), not {s.notification_type!r}")
+        raise ConfigError(
+            f"notification-type must be 0 (store), 1 (by reference) or 2 (by value), not {s.notification_type!r}"
+        )
     if s.notification_type and not (s.notification_url or s.notification_command):
         raise ConfigError("a notification type needs --notification-url or --notification-command")
     if s.notification_url and s.notification_command:
         raise ConfigError("give either a notification URL or a notification command, not both")
-    if s.notification_url and (len(s.notification_url) > 2200 or not s.notification_url.lower().startswith(("http:", "/"))):
+    url = s.notification_url
+    if url and (len(url) > 2200 or not url.lower().startswith(("http:", "/"))):
         raise ConfigError("the notification URL must be http:// (or relative), at most 2,200 characters (as in BITS)")
     if s.host_id is not None and not 0 < len(s.host_id) <= 300:
         raise ConfigError("the host id must be 1 to 300 characters (BITSHostId)")

@@ -83,10 +83,6 @@ class UploadHandler:
                 return ack(503 if disk_full else 500, session_id, error=E_DISK_FULL if disk_full else E_FAIL)
 
     def _create(self, request: Request, url_path: str, user: str) -> Response:
-        if not self.settings.uploads_enabled(url_path):
-            return ack(501, error=protocol.E_ACCESSDENIED)  # uploads are disabled on this directory
-        if not protocol.supports_protocol(request.headers.get(protocol.SUPPORTED_PROTOCOLS)):
-            return bad_request("no common protocol")
         try:
             target, clean_path = namespace.upload_target(self.settings.root, url_path)
         except namespace.Refused as why:
@@ -94,11 +90,16 @@ class UploadHandler:
             return ack(403, error=protocol.E_ACCESSDENIED)
         except FileNotFoundError:
             return ack(404, error=HTTP_STATUS_BASE + 404)
+        if not self.settings.uploads_enabled(clean_path):
+            return ack(501, error=protocol.E_ACCESSDENIED)  # uploads are disabled on this directory
+        if not protocol.supports_protocol(request.headers.get(protocol.SUPPORTED_PROTOCOLS)):
+            return bad_request("no common protocol")
         if target.exists() and not self.settings.allow_overwrite:
             return ack(409, error=protocol.E_ACCESSDENIED)  # BITSAllowOverwrites is off
         if self.store.open_for(user) >= self.settings.sessions_per_user:
             return ack(503, error=E_TOO_MANY_SESSIONS)  # BITSNumberOfSessionsLimit: free one and retry later
-        session = self.store.create(target, clean_path, user, self.clock.now(), request.headers.get(protocol.CONTENT_NAME))
+        name = request.headers.get(protocol.CONTENT_NAME)
+        session = self.store.create(target, clean_path, user, self.clock.now(), name)
         headers = {protocol.PROTOCOL: protocol.PROTOCOL_GUID, "Accept-Encoding": "Identity"}
         if self.settings.host_id:
             headers[protocol.HOST_ID] = self.settings.host_id
