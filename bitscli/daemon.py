@@ -31,6 +31,7 @@ class Daemon:
         self.slice_seconds = slice_seconds
         self.queue = open_queue(queue_path, durable=False)
         self.workers: dict[str, Worker] = {}
+        self.cancelling: dict[str, threading.Thread] = {}  # Cancel-Session for cancelled upload jobs
         self.current: scheduler.Slice | None = None
         self.stop_event = threading.Event()
 
@@ -67,7 +68,26 @@ class Daemon:
             worker = Worker(self.queue_path, job_id, self.clock)
             self.workers[job_id] = worker
             worker.start()
+        self._cancel_sessions()
         return plan
+
+    def _cancel_sessions(self) -> None:
+        """A cancelled upload job's session is cancelled on the server too, once its worker has stopped."""
+        for job_id in [j for j, t in self.cancelling.items() if not t.is_alive()]:
+            del self.cancelling[job_id]
+        with self.queue.read() as tx:
+            pending = tx.sessions_to_cancel()
+        for job_id in pending:
+            if job_id in self.cancelling or job_id in self.workers:
+                continue
+            from bitscli import upload_job
+
+            thread = threading.Thread(
+                target=upload_job.cancel_session, args=(self.queue_path, job_id, self.clock, self.stop_event),
+                name=f"cancel-{job_id}", daemon=True,
+            )  # fmt: skip
+            self.cancelling[job_id] = thread
+            thread.start()
 
     def _due(self, job: Job, now: float) -> Job:
         """Timers, and a job left active with no worker (stopped, or the daemon crashed) back to QUEUED."""
@@ -93,8 +113,8 @@ class Daemon:
         """Stop every transfer with its progress saved; running jobs go back to QUEUED."""
         for worker in self.workers.values():
             worker.stop()
-        for worker in self.workers.values():
-            worker.join(timeout)
+        for thread in [*self.workers.values(), *self.cancelling.values()]:
+            thread.join(timeout)
         self.workers.clear()
         now = self.clock.now()
         with self.queue.write() as tx:

@@ -19,7 +19,7 @@ from bitscli.model import (
     ProxyUsage,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -89,6 +89,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN active_seconds REAL NOT NULL DEFAULT 0",
         "ALTER TABLE files ADD COLUMN etag TEXT",
         "ALTER TABLE files ADD COLUMN last_modified TEXT",
+    ),
+    (  # 3: an upload job's BITS session and reply (bitscli/upload_state.py)
+        """CREATE TABLE uploads (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            session_id TEXT,
+            session_url TEXT,
+            host_fallback REAL,
+            host_failing_since REAL,
+            local_stamp TEXT,
+            reply_url TEXT,
+            reply_total INTEGER NOT NULL,
+            reply_transferred INTEGER NOT NULL,
+            reply_etag TEXT,
+            reply_last_modified TEXT,
+            reply_done INTEGER NOT NULL,
+            closed INTEGER NOT NULL
+        ) WITHOUT ROWID""",
     ),
 )
 

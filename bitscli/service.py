@@ -175,7 +175,10 @@ def _checked_file(job: Job, spec: FileSpec, config: Config) -> JobFile:
                 raise InvalidValue("ranges need an http:// or https:// remote name (as in BITS 3.0 and later)")
             ranges = values.parse_ranges(spec.ranges, config.max_ranges_per_file)
         if upload:
-            return JobFile(remote, local, bytes_total=os.path.getsize(local))
+            size = os.path.getsize(local)
+            if not size:  # a fragment's Content-Range cannot describe zero bytes
+                raise InvalidValue(f"{local} is empty; the BITS upload protocol cannot send an empty file")
+            return JobFile(remote, local, bytes_total=size)
         return JobFile(remote, local, ranges=ranges)
     except BitsError as exc:
         if spec.origin:
@@ -264,6 +267,8 @@ def complete(ctx: Context, ref: str) -> Completion:
                 directories.add(os.path.dirname(f.local_name))
             elif not job.type.is_upload:
                 files.discard(part)
+        if job.type is JobType.UPLOAD_REPLY and _publish(files.reply_part(job), files.reply_name(job)):
+            directories.add(os.path.dirname(files.reply_name(job)))
         for directory in directories:  # the renames are durable before ACKNOWLEDGED is committed
             files.fsync_directory(directory)
         tx.update(done, job)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from bitscli import paths
+from bitscli import paths, upload_state
 from bitscli.errors import QueueError
 from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState
 from bitscli.schema import (
@@ -22,6 +22,7 @@ from bitscli.schema import (
     encode_file,
     encode_job,
 )
+from bitscli.upload_state import UploadState
 
 _FINAL_STATES = (int(JobState.ACKNOWLEDGED), int(JobState.CANCELLED))
 
@@ -257,6 +258,30 @@ class Transaction:
         if job.credentials != previous.credentials:
             self._conn.execute("DELETE FROM credentials WHERE job_id = ?", (job.id,))
             self._write_credentials(job.id, job.credentials)
+
+    def upload_state(self, job_id: str) -> UploadState:
+        """The job's session and reply; an empty state for an upload that has not started."""
+        row = self._conn.execute(
+            f"SELECT {', '.join(upload_state.UPLOAD_COLUMNS)} FROM uploads WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        return upload_state.decode(row)
+
+    def save_upload_state(self, job_id: str, state: UploadState) -> None:
+        columns = upload_state.UPLOAD_COLUMNS
+        marks = ", ".join("?" * (len(columns) + 1))
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO uploads (job_id, {', '.join(columns)}) VALUES ({marks})",
+            (job_id, *upload_state.encode(state)),
+        )
+
+    def sessions_to_cancel(self) -> list[str]:
+        """Cancelled upload jobs whose server session is still open (Cancel-Session not yet sent)."""
+        rows = self._conn.execute(
+            "SELECT uploads.job_id FROM uploads JOIN jobs ON jobs.id = uploads.job_id "
+            "WHERE uploads.session_id IS NOT NULL AND uploads.closed = 0 AND jobs.state = ?",
+            (int(JobState.CANCELLED),),
+        )
+        return [row[0] for row in rows]
 
     def delete_final_before(self, cutoff: float) -> int:
         cursor = self._conn.execute(

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bitscli import lifecycle
 from bitscli.clock import Clock
@@ -15,9 +16,11 @@ from bitscli.store import Queue, Transaction, open_queue
 from bitscli.transfer import files
 from bitscli.transfer.classify import E_FAIL, TransferError
 
+if TYPE_CHECKING:
+    from bitscli.transfer.client import Client
+
 log = logging.getLogger("bitscli.daemon")
 
-E_NOTIMPL = 0x80004001
 QUICK_RETRIES = 3  # a response cut off after progress is resumed at once this many times (as wget, aria2)
 QUICK_BACKOFF = 0.5  # seconds, doubled on each quick retry
 
@@ -51,7 +54,7 @@ class Worker(threading.Thread):
         except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried
             log.exception("job %s: unexpected failure", self.job_id)
             message = f"internal error: {type(exc).__name__}"
-            self._update(queue, lambda job, now: lifecycle.failed(
+            self.update(queue, lambda job, now: lifecycle.failed(
                 job, None, E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, message, True, now,
             ))  # fmt: skip
         finally:
@@ -59,10 +62,15 @@ class Worker(threading.Thread):
             client.close()
             queue.close()
 
-    def _run(self, queue: Queue, client: object, durability: Durability) -> None:
+    def _run(self, queue: Queue, client: Client, durability: Durability) -> None:
         quick = 0
         with queue.read() as tx:
             job, index, f = _next_file(tx, self.job_id)
+        if job is not None and job.type.is_upload:
+            from bitscli import upload_job
+
+            upload_job.run(self, queue, client)
+            return
         while True:
             if self.stopping.is_set() or job is None or job.state not in lifecycle.ACTIVE:
                 self._settle(queue, durability)
@@ -73,18 +81,11 @@ class Worker(threading.Thread):
                 with queue.read() as tx:
                     job, index, f = _next_file(tx, self.job_id)
                 if index is None:
-                    self._update(queue, lifecycle.finish)
+                    self.update(queue, lifecycle.finish)
                     return
                 continue  # a file whose completion could not be recorded: fetch it again
-            if job.type.is_upload:
-                # The BITS upload protocol is not implemented yet: say so instead of mistaking it for a download.
-                self._fail(queue, index, TransferError(
-                    "uploads (the BITS upload protocol) are not implemented in this version of bitscli",
-                    code=E_NOTIMPL, context=ErrorContext.GENERAL_QUEUE_MANAGER, transient=False,
-                ))  # fmt: skip
-                return
             if job.state is JobState.QUEUED:
-                self._update(queue, lifecycle.connecting)
+                self.update(queue, lifecycle.connecting)
             recorder = Recorder(self, queue, index)
             try:
                 version = _fetch(client, job, index, f, recorder)
@@ -102,7 +103,7 @@ class Worker(threading.Thread):
                     with queue.read() as tx:
                         job, index, f = _next_file(tx, self.job_id)
                     continue
-                self._fail(queue, index, err)
+                self.fail(queue, index, err)
                 return
             quick = 0
             part = files.part_path(f.local_name, job.id, index)
@@ -118,17 +119,17 @@ class Worker(threading.Thread):
         try:
             durability.drain()
         except TransferError as err:
-            self._fail(queue, None, err)
+            self.fail(queue, None, err)
             return False
         return True
 
-    def _fail(self, queue: Queue, index: int | None, err: TransferError) -> None:
+    def fail(self, queue: Queue, index: int | None, err: TransferError) -> None:
         log.warning("job %s file %s: %s", self.job_id, index, err.message)
-        self._update(queue, lambda j, now: lifecycle.failed(
+        self.update(queue, lambda j, now: lifecycle.failed(
             j, index, err.code, err.context, err.message, err.transient, now, err.retry_after,
         ))  # fmt: skip
 
-    def _update(self, queue: Queue, change: Callable[[Job, float], Job]) -> None:
+    def update(self, queue: Queue, change: Callable[[Job, float], Job]) -> None:
         with queue.write() as tx:
             job = tx.job_header(self.job_id)
             if job is None or job.state.is_final:

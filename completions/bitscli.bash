@@ -5,7 +5,7 @@ _bitscli() {
     local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}" opts="" subs=""
     local IFS=$'\n'
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create daemon getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create daemon getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -43,7 +43,9 @@ _bitscli() {
         getproxybypasslist) opts='--json --raw --help' ;;
         getproxylist) opts='--json --raw --help' ;;
         getproxyusage) opts='--json --raw --help' ;;
+        getreplydata) opts='--json --raw --help' ;;
         getreplyfilename) opts='--json --raw --help' ;;
+        getreplyprogress) opts='--json --raw --help' ;;
         getsecurityflags) opts='--json --raw --help' ;;
         getstate) opts='--json --raw --help' ;;
         gettemporaryname) opts='--json --raw --help' ;;
@@ -58,7 +60,7 @@ _bitscli() {
         replaceremoteprefix) opts='--help' ;;
         reset) opts='--all-users --help' ;;
         resume) opts='--no-daemon-start --help' ;;
-        serve) opts='--access-log --allow-overwrite --certfile --config --host --host-id --keyfile --max-fragment-size --max-upload-size --no-access-log --no-overwrite --notification-command --notification-type --notification-url --password-file --port --root --session-timeout --sessions-per-user --uploads --help' ;;
+        serve) opts='--access-log --allow-overwrite --certfile --config --host --host-id --host-id-fallback --keyfile --max-fragment-size --max-upload-size --no-access-log --no-overwrite --notification-command --notification-type --notification-url --password-file --port --root --session-timeout --sessions-per-user --uploads --help' ;;
         serve-passwd) opts='--help' ;;
         setaclflags) opts='--help' ;;
         setcredentials) opts='--password-file --help' ;;
@@ -85,7 +87,7 @@ _bitscli() {
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))
     elif [[ -n $subs && $COMP_CWORD -eq 2 ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$subs" -- "$cur"))
-    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
+    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
         COMPREPLY=($(compgen -W "$(_bitscli_jobs)" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))

@@ -128,10 +128,18 @@ complete -c bitscli -n __fish_use_subcommand -a getproxyusage -d 'PRECONFIG, NOP
 complete -c bitscli -n '__fish_seen_subcommand_from getproxyusage' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getproxyusage' -l raw
 complete -c bitscli -n '__fish_seen_subcommand_from getproxyusage' -l help
-complete -c bitscli -n __fish_use_subcommand -a getreplyfilename -d 'The reply file of an upload-reply job, or NULL (automatic).'
+complete -c bitscli -n __fish_use_subcommand -a getreplydata -d 'The servers reply as hex, 16 bytes a line (up to 1 MiB, as BITS) --raw prints one unbroken hex string.'
+complete -c bitscli -n '__fish_seen_subcommand_from getreplydata' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from getreplydata' -l raw
+complete -c bitscli -n '__fish_seen_subcommand_from getreplydata' -l help
+complete -c bitscli -n __fish_use_subcommand -a getreplyfilename -d 'The reply file of an upload-reply job (set, or named beside the upload).'
 complete -c bitscli -n '__fish_seen_subcommand_from getreplyfilename' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getreplyfilename' -l raw
 complete -c bitscli -n '__fish_seen_subcommand_from getreplyfilename' -l help
+complete -c bitscli -n __fish_use_subcommand -a getreplyprogress -d 'Bytes of the reply received so far, and its size (UNKNOWN until the upload half is done).'
+complete -c bitscli -n '__fish_seen_subcommand_from getreplyprogress' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from getreplyprogress' -l raw
+complete -c bitscli -n '__fish_seen_subcommand_from getreplyprogress' -l help
 complete -c bitscli -n __fish_use_subcommand -a getsecurityflags -d 'The security flags.'
 complete -c bitscli -n '__fish_seen_subcommand_from getsecurityflags' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getsecurityflags' -l raw
@@ -189,6 +197,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from serve' -l certfile
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l config
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host-id
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host-id-fallback
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l keyfile
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-fragment-size
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-upload-size
@@ -256,5 +265,5 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
 complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.'
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l help
-complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplyfilename getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
+complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
 complete -c bitscli -n 'not __fish_use_subcommand' -F

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,25 @@ def ok(cli):
 def job(ok) -> str:
     """A fresh download job's GUID."""
     return ok("create", "--raw", "job1").stdout
+
+
+@pytest.fixture
+def new_daemon() -> Iterator:
+    """In-process daemons on an injected clock, shut down after the test even when it fails."""
+    from bitscli import paths
+    from bitscli.daemon import Daemon
+    from tests.daemonproc import FakeClock
+
+    made: list[Daemon] = []
+
+    def make(clock: FakeClock | None = None) -> Daemon:
+        daemon = Daemon(paths.queue_path(), clock or FakeClock())
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        daemon.shutdown()
 
 
 def run_process(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:

@@ -9,6 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from bitscli import service
+from bitscli.daemon import Daemon
+from bitscli.model import JobState
+
 
 class DaemonProcess:
     def __init__(self, home: Path, slice_seconds: float = 300.0) -> None:
@@ -76,3 +80,34 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.wall += seconds
         self.mono += seconds
+
+
+def wait_for(predicate, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    """Poll a condition on real processes; the assertion never depends on how long it took."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def settle(daemon: Daemon) -> None:
+    """Let the workers the last tick started finish."""
+    for worker in list(daemon.workers.values()):
+        worker.join(60)
+
+
+def run_once(daemon: Daemon) -> None:
+    """One tick, then wait for the transfers it started."""
+    daemon.tick()
+    settle(daemon)
+
+
+def state(ref: str) -> JobState:
+    ctx = service.open_context()
+    try:
+        return service.get_job(ctx, ref).state
+    finally:
+        ctx.queue.close()

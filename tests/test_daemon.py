@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bitscli import paths, service
-from bitscli.daemon import Daemon
+from bitscli import service
 from bitscli.model import JobState
 
 from .conftest import run_process
-from .daemonproc import DaemonProcess, FakeClock
+from .daemonproc import DaemonProcess, FakeClock, run_once, settle, state, wait_for
 from .faultserver import FaultServer
 
 DATA = os.urandom(2 * 1024 * 1024 + 7)
@@ -40,54 +39,12 @@ def daemon_process(home: Path) -> Iterator[DaemonProcess]:
     proc.close()
 
 
-def wait_for(predicate, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    """Poll a condition on real processes; the assertion never depends on how long it took."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def settle(daemon: Daemon) -> None:
-    """Let the workers the last tick started finish."""
-    for worker in list(daemon.workers.values()):
-        worker.join(60)
-
-
-def run_once(daemon: Daemon) -> None:
-    """One tick, then wait for the transfers it started."""
-    daemon.tick()
-    settle(daemon)
-
-
-@pytest.fixture
-def new_daemon() -> Iterator:
-    """In-process daemons on an injected clock, shut down after the test even when it fails."""
-    made: list[Daemon] = []
-
-    def make(clock: FakeClock | None = None) -> Daemon:
-        daemon = Daemon(paths.queue_path(), clock or FakeClock())
-        made.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in made:
-        daemon.shutdown()
-
-
 def _stable_bytes(ref: str) -> int | None:
     """The bytes recorded, once two reads half a second apart agree."""
     first = service.get_job(service.open_context(), ref).bytes_transferred
     time.sleep(0.5)
     second = service.get_job(service.open_context(), ref).bytes_transferred
     return second if first == second else None
-
-
-def state(ref: str) -> JobState:
-    return service.get_job(service.open_context(), ref).state
 
 
 # --- in-process ticks, injected clock ---------------------------------------------------------
@@ -399,20 +356,6 @@ def _bytes_of(name: str) -> int:
         return service.get_job(service.open_context(), name).bytes_transferred
     except BitsError:  # the job is not created yet
         return 0
-
-
-def test_upload_jobs_fail_clearly_until_uploads_exist(new_daemon, ok, server, tmp_path: Path) -> None:
-    source = tmp_path / "up.bin"
-    source.write_bytes(b"payload")
-    job = ok("create", "--raw", "--upload", "up").stdout
-    ok("addfile", job, server.url("/upload"), str(source))
-    ok("resume", job)
-    daemon = new_daemon()
-    run_once(daemon)
-    assert state(job) is JobState.ERROR
-    assert "not implemented" in ok("geterror", job).stdout
-    assert source.read_bytes() == b"payload"  # the file to upload is untouched
-    assert server.gets("/upload") == []  # and nothing was fetched in its place
 
 
 def test_transfer_without_a_daemon_says_so_and_ctrl_c_cancels(home: Path, server, tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "daemon": "daemon",
     "transfer": "transfer",
     "wait": "transfer",
+    "getreplydata": "replies",
+    "getreplyprogress": "replies",
     "serve": "serve",
     "serve-passwd": "serve",
 }

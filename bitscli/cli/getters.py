@@ -6,8 +6,8 @@ import typer
 
 from bitscli import output, service
 from bitscli.cli.options import IndexArg, JobArg, JsonOpt, RawOpt, context
-from bitscli.errors import HResult, InvalidState, InvalidValue
-from bitscli.model import UNKNOWN, Job, JobType
+from bitscli.errors import HResult, InvalidState
+from bitscli.model import UNKNOWN, Job
 from bitscli.values import format_acl_flags
 
 app = typer.Typer()
@@ -49,9 +49,9 @@ def _error(job: Job) -> tuple[str, object]:
 
 
 def _reply_file(job: Job) -> tuple[str, object]:
-    if job.type is not JobType.UPLOAD_REPLY:
-        raise InvalidValue(f"job {job.id} is a {job.type.label} job; only upload-reply jobs have a reply file")
-    return _text(job.reply_file_name)
+    from bitscli import replies
+
+    return _text(replies.reply_file(job))
 
 
 # name -> (property name in JSON, renderer, help text)
@@ -135,7 +135,7 @@ _GETTERS: dict[str, tuple[str, Render, str]] = {
     "getreplyfilename": (
         "reply_file_name",
         _reply_file,
-        "The reply file of an upload-reply job, or NULL (automatic).",
+        "The reply file of an upload-reply job (set, or named beside the upload).",
     ),
 }
 

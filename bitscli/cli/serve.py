@@ -12,14 +12,11 @@ from bitscli.errors import InvalidValue
 app = typer.Typer()
 _PANEL = "Server"
 
-_FLAGS = {  # flag value -> settings key, for the values a user gave (None: not given, the file or default wins)
-    "host": "host", "port": "port", "uploads": "upload_dirs", "allow_overwrite": "allow_overwrite",
-    "max_upload_size": "max_upload_size", "max_fragment_size": "max_fragment_size",
-    "session_timeout": "session_timeout", "sessions_per_user": "sessions_per_user", "host_id": "host_id",
-    "notification_type": "notification_type", "notification_url": "notification_url",
-    "notification_command": "notification_command", "password_file": "password_file", "certfile": "certfile",
-    "keyfile": "keyfile",
-}  # fmt: skip
+_SETTINGS = (  # options whose value, when given, overrides the settings file (None: not given)
+    "host", "port", "allow_overwrite", "max_upload_size", "max_fragment_size", "session_timeout",
+    "sessions_per_user", "host_id", "host_id_fallback", "notification_type", "notification_url", "password_file",
+    "certfile", "keyfile",
+)  # fmt: skip
 
 
 @app.command("serve", rich_help_panel=_PANEL)
@@ -36,6 +33,9 @@ def serve(
     session_timeout: Annotated[int | None, typer.Option(min=1, help="Idle seconds before cleanup [14 d].")] = None,
     sessions_per_user: Annotated[int | None, typer.Option(min=1, help="Open sessions per user [50].")] = None,
     host_id: Annotated[str | None, typer.Option(help="Host that later packets of a session go to.")] = None,
+    host_id_fallback: Annotated[
+        int | None, typer.Option(min=1, help="Seconds before clients give up the host id.")
+    ] = None,
     notification_type: Annotated[int | None, typer.Option(help="0 store, 1 by reference, 2 by value.")] = None,
     notification_url: Annotated[str | None, typer.Option(help="Application URL that gets each upload.")] = None,
     notification_command: Annotated[str | None, typer.Option(help="Local command that gets each upload.")] = None,
@@ -55,10 +55,7 @@ def serve(
 
     values: dict[str, object] = settings.load_toml(config_file) if config_file else {}
     given = locals()
-    for flag, key in _FLAGS.items():
-        value = given[flag]
-        if value is not None:
-            values[key] = value
+    values.update({name: given[name] for name in _SETTINGS if given[name] is not None})
     if uploads is not None:
         values["upload_dirs"] = tuple(uploads)
     if notification_command is not None:

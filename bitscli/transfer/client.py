@@ -56,13 +56,14 @@ class Client:
             self._session.close()
 
     def send(
-        self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], options: Mapping[str, Any]
-    ) -> Response:
+        self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], options: Mapping[str, Any],
+        body: bytes | None = None,
+    ) -> Response:  # fmt: skip
         auth = options.get("auth")
         proxies = {k: v for k, v in (options.get("proxies") or {}).items() if v and k != "no_proxy"}
         plain_auth = auth is None or type(auth) is requests.auth.HTTPBasicAuth
         if proxies or not plain_auth:
-            return self._via_requests(method, url, headers, timeout, options)
+            return self._via_requests(method, url, headers, timeout, options, body)
         headers = dict(headers)
         if auth is not None:
             headers.update(urllib3.util.make_headers(basic_auth=f"{auth.username}:{auth.password}"))
@@ -74,19 +75,21 @@ class Client:
                 tls = {"cert_reqs": "CERT_NONE"}
         pool = self.pool.connection_from_url(url, pool_kwargs=tls or None)
         raw = pool.urlopen(
-            method, _path_of(url), headers=headers, preload_content=False, decode_content=False, redirect=False,
-            retries=False, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]), assert_same_host=False,
+            method, _path_of(url), headers=headers, body=body, preload_content=False, decode_content=False,
+            redirect=False, retries=False, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            assert_same_host=False,
         )  # fmt: skip
         return Response(raw.status, raw.reason or "", raw.headers, raw)
 
     def _via_requests(
-        self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], options: Mapping[str, Any]
-    ) -> Response:
+        self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], options: Mapping[str, Any],
+        body: bytes | None = None,
+    ) -> Response:  # fmt: skip
         if self._session is None:
             self._session = requests.Session()
             self._session.trust_env = False  # the job's proxies come in `options`, resolved once per host
         r = self._session.request(
-            method, url, headers=headers, stream=True, allow_redirects=False, timeout=timeout, **options
+            method, url, headers=headers, data=body, stream=True, allow_redirects=False, timeout=timeout, **options
         )
         return Response(r.status_code, r.reason or "", r.headers, r.raw)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from bitscli.model import Job
+from bitscli.model import Job, JobType
 
 PART_SUFFIX = ".bitscli-part"
 _MAX_BASE = 160  # leaves room for ".<guid>.<index>.bitscli-part" within NAME_MAX (255)
@@ -19,6 +19,22 @@ def part_path(local_name: str, job_id: str, index: int) -> str:
     directory, base = os.path.split(local_name)
     guid = job_id.strip("{}").replace("-", "").lower()
     return os.path.join(directory, f".{base[:_MAX_BASE]}.{guid}.{index}{PART_SUFFIX}")
+
+
+REPLY_INDEX = 1  # an upload job has one file (index 0); its reply's part file takes the next index
+
+
+def reply_name(job: Job) -> str:
+    """The reply file of an upload-reply job: the one set with setreplyfilename, else beside the upload."""
+    if job.reply_file_name:
+        return job.reply_file_name
+    upload = job.files[0].local_name if job.files else ""
+    guid = job.id.strip("{}").split("-")[0].lower()
+    return f"{upload}.{guid}.reply"  # BITS also auto-names it in the upload file's directory (bits.md §2.4)
+
+
+def reply_part(job: Job) -> str:
+    return part_path(reply_name(job), job.id, REPLY_INDEX)
 
 
 def open_part(part: str, offset: int) -> tuple[int, int]:
@@ -87,9 +103,12 @@ def publish(part: str, final: str, sync_directory: bool = True) -> bool:
 
 def discard_all(job: Job) -> None:
     """Delete every part file of a cancelled or abandoned job; one that cannot go now is left hidden."""
-    for index, f in enumerate(job.files):
+    parts = [part_path(f.local_name, job.id, index) for index, f in enumerate(job.files)]
+    if job.type is JobType.UPLOAD_REPLY and job.files:
+        parts.append(reply_part(job))
+    for part in parts:
         with contextlib.suppress(OSError):
-            discard(part_path(f.local_name, job.id, index))
+            discard(part)
 
 
 def discard(part: str) -> bool:

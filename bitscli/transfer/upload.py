@@ -1,0 +1,329 @@
+"""The client side of the BITS upload protocol: session, fragments, host id, reply, close (bits.md §4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+import urllib3.exceptions
+import urllib3.util
+
+from bitscli import protocol
+from bitscli.model import ErrorContext
+from bitscli.transfer.classify import (
+    HTTP_STATUS_BASE,
+    TransferError,
+    local_error,
+    protocol_error,
+    status_is_transient,
+    transport_error,
+)
+from bitscli.transfer.client import Client, Response
+from bitscli.upload_state import UploadState
+
+log = logging.getLogger("bitscli.daemon")
+
+FIRST_FRAGMENT = 1 << 20
+MAX_FRAGMENT = 16 << 20  # bytes held in memory per fragment; reference servers accept up to 100 MiB
+MIN_FRAGMENT = 4096
+FRAGMENT_SECONDS = 1.0  # fragments grow until one takes about this long, so a stop waits at most that
+MAX_STALLS = 3  # Acks in a row that move the offset nowhere before we call the server broken
+
+
+class Stopped(Exception):
+    """The daemon asked the upload to stop; the server keeps what it acknowledged."""
+
+
+class SessionLost(Exception):
+    """BG_E_SESSION_NOT_FOUND: the server forgot the session; a new one starts from byte 0."""
+
+
+@dataclass
+class Upload:
+    url: str
+    local: str
+    reply: bool  # an upload-reply job: fetch BITS-Reply-URL before closing
+    headers: Mapping[str, str] = field(default_factory=dict)
+    request_options: Mapping[str, Any] = field(default_factory=dict)
+    timeout: tuple[float, float] = (30.0, 60.0)
+
+
+class Events(Protocol):
+    """How the engine reports; each call is saved in the queue before the engine goes on."""
+
+    def save(self, state: UploadState, offset: int | None = None, size: int | None = None) -> None: ...
+
+    def stop_requested(self) -> bool: ...
+
+    def now(self) -> float: ...
+
+
+def local_stamp(path: str) -> tuple[str, int]:
+    """What identifies this version of the local file (size, mtime, inode), and its size."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise local_error(exc, path) from None
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}", st.st_size
+
+
+def local_changed(path: str) -> TransferError:
+    return TransferError(
+        f"the file being uploaded changed during the upload: {path}", code=protocol.BG_E_LOCAL_FILE_CHANGED,
+        context=ErrorContext.LOCAL_FILE, transient=False,
+    )  # fmt: skip
+
+
+def send_file(client: Client, up: Upload, state: UploadState, offset: int, events: Events) -> UploadState:
+    """Upload from ``offset`` (the server's last acknowledged byte) until the server has every byte."""
+    stamp, size = local_stamp(up.local)
+    if state.local_stamp is None:
+        state = dataclasses.replace(state, local_stamp=stamp)
+        events.save(state)
+    elif state.local_stamp != stamp:
+        raise local_changed(up.local)  # bits.md §2.7: BG_E_LOCAL_FILE_CHANGED, the job goes to ERROR
+    recreated = False
+    while True:
+        if state.session_id is not None and state.host_failing_since is not None:
+            _ping_host(client, up, state, events)  # the host-id server failed before: is it back?
+            state = dataclasses.replace(state, host_failing_since=None)
+            events.save(state)
+        if state.session_id is None:
+            state = create_session(client, up, state, events)
+            offset = 0
+            events.save(state, 0, size)
+        try:
+            return _fragments(client, up, state, offset, size, stamp, events)
+        except SessionLost:
+            if recreated:
+                raise protocol_error("the server lost the upload session twice in a row") from None
+            log.info("upload %s: the server lost session %s; starting a new one", up.url, state.session_id)
+            recreated = True
+            state = dataclasses.replace(state, session_id=None, session_url=None, host_failing_since=None)
+
+
+def create_session(client: Client, up: Upload, state: UploadState, events: Events) -> UploadState:
+    headers = {
+        protocol.SUPPORTED_PROTOCOLS: protocol.PROTOCOL_GUID,
+        protocol.CONTENT_NAME: os.path.basename(up.local),
+    }
+    with packet(client, up, up.url, protocol.CREATE_SESSION, headers) as response:
+        if response.status_code not in (200, 201):
+            raise answer_error(response, up.url)
+        session = response.headers.get(protocol.SESSION_ID)
+        chosen = (response.headers.get(protocol.PROTOCOL) or "").strip().lower()
+        if not protocol.valid_session_id(session):
+            raise protocol_error(f"{up.url} answered Create-Session without a usable {protocol.SESSION_ID}")
+        if chosen != protocol.PROTOCOL_GUID:
+            raise TransferError(
+                f"{up.url} chose protocol {chosen or 'none'}, not the BITS 1.5 upload protocol",
+                code=protocol.BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH, context=ErrorContext.REMOTE_FILE, transient=False,
+            )  # fmt: skip
+        host = (response.headers.get(protocol.HOST_ID) or "").strip()
+        fallback = (response.headers.get(protocol.HOST_ID_FALLBACK) or "").strip()
+    url = _with_host(up.url, host) if host else up.url
+    new = dataclasses.replace(
+        state, session_id=session, session_url=url, host_failing_since=None,
+        host_fallback=float(fallback) if fallback.isdigit() else None,
+    )  # fmt: skip
+    if host:
+        events.save(new)
+        _ping_host(client, up, new, events)  # BITS pings the host-id server before the first fragment
+    return new
+
+
+def _with_host(url: str, host: str) -> str:
+    parsed = urllib3.util.parse_url(url)
+    name, _, port = host.partition(":") if host.count(":") == 1 else (host, "", "")
+    return parsed._replace(host=name, port=int(port) if port.isdigit() else parsed.port).url
+
+
+def _ping_host(client: Client, up: Upload, state: UploadState, events: Events) -> None:
+    with packet(client, up, state.session_url or up.url, protocol.PING, {}, state=state, events=events) as response:
+        if response.status_code != 200:
+            raise answer_error(response, state.session_url or up.url)
+
+
+def _fragments(
+    client: Client, up: Upload, state: UploadState, offset: int, size: int, stamp: str, events: Events
+) -> UploadState:  # fmt: skip
+    url = state.session_url or up.url
+    fragment = FIRST_FRAGMENT
+    stalls = 0
+    try:
+        fd = os.open(up.local, os.O_RDONLY)
+    except OSError as exc:
+        raise local_error(exc, up.local) from None
+    try:
+        while offset < size:
+            if events.stop_requested():
+                raise Stopped
+            length = min(fragment, size - offset)
+            data = os.pread(fd, length, offset)
+            if len(data) != length or local_stamp(up.local)[0] != stamp:
+                raise local_changed(up.local)
+            headers = {
+                "Content-Range": protocol.format_range(offset, offset + length - 1, size),
+                "Content-Type": "application/octet-stream",
+            }
+            if offset == 0:
+                headers[protocol.CONTENT_NAME] = os.path.basename(up.local)
+            started = time.monotonic()
+            with packet(client, up, url, protocol.FRAGMENT, headers, data, state, events) as response:
+                status = response.status_code
+                if status == 413 and protocol.error_code(response.headers) != protocol.BG_E_TOO_LARGE:
+                    if fragment <= MIN_FRAGMENT:
+                        raise answer_error(response, url)
+                    fragment = max(MIN_FRAGMENT, length // 2)  # the fragment is too big for the server: halve it
+                    continue
+                if status not in (200, 201, 416) or (status != 416 and protocol.error_code(response.headers)):
+                    raise answer_error(response, url)
+                try:
+                    acked = protocol.received_offset(response.headers.get(protocol.RECEIVED_RANGE), size)
+                except protocol.ProtocolViolation as why:
+                    raise protocol_error(f"{url}: {why}") from None
+                reply_url = response.headers.get(protocol.REPLY_URL)
+            stalls = stalls + 1 if acked <= offset else 0
+            if stalls >= MAX_STALLS:
+                raise protocol_error(f"{url} acknowledges no progress (stuck at byte {acked})")
+            offset = acked  # 416 included: go on from where the server says it is
+            if offset == size and reply_url:
+                state = dataclasses.replace(state, reply_url=reply_url)
+            events.save(state, offset, size)
+            if status != 416 and time.monotonic() - started < FRAGMENT_SECONDS / 2:
+                fragment = min(MAX_FRAGMENT, fragment * 2)
+    finally:
+        os.close(fd)
+    return state
+
+
+def close_session(client: Client, up: Upload, state: UploadState, kind: str = protocol.CLOSE_SESSION) -> None:
+    """Close (or Cancel) the session: retried later on 5xx, never on 1xx-4xx (bits.md §4)."""
+    url = state.session_url or up.url
+    headers = {protocol.SESSION_ID: state.session_id or ""}
+    try:
+        with packet(client, up, url, kind, headers) as response:
+            status = response.status_code
+            if status in (200, 201):
+                return
+            if status >= 500:
+                raise answer_error(response, url)
+            log.warning("upload %s: %s answered %d; not retried", up.url, kind, status)
+    except SessionLost:
+        return  # the server already freed it
+
+
+class packet:  # lower case: used as a context manager, like open()
+    """Send one BITS_POST packet and hold its answer; transport failures become transient errors."""
+
+    def __init__(
+        self, client: Client, up: Upload, url: str, kind: str, headers: Mapping[str, str], body: bytes = b"",
+        state: UploadState | None = None, events: Events | None = None,
+    ) -> None:  # fmt: skip
+        self.client, self.up, self.url, self.state, self.events = client, up, url, state, events
+        self.headers = {**up.headers, **headers, protocol.PACKET_TYPE: kind, "Content-Length": str(len(body))}
+        if state is not None and state.session_id is not None and kind != protocol.CREATE_SESSION:
+            self.headers[protocol.SESSION_ID] = state.session_id
+        self.body = body
+        self.response: Response | None = None
+
+    def __enter__(self) -> Response:
+        try:
+            self.response = self.client.send(
+                protocol.METHOD, self.url, self.headers, self.up.timeout, self.up.request_options, self.body
+            )
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unreachable(exc) from None
+        if protocol.error_code(self.response.headers) == protocol.BG_E_SESSION_NOT_FOUND:
+            self.response.close()
+            raise SessionLost
+        return self.response
+
+    def __exit__(self, *exc: object) -> None:
+        if self.response is not None:
+            self.response.close()
+
+    def _unreachable(self, exc: BaseException) -> Exception:
+        """A host-id server that stays unreachable past its fallback timeout sends us back to the start."""
+        error = transport_error(exc, self.url)
+        state, events = self.state, self.events
+        if state is None or events is None or state.session_url in (None, self.up.url):
+            return error
+        now = events.now()
+        since = state.host_failing_since if state.host_failing_since is not None else now
+        if state.host_fallback is not None and now - since >= state.host_fallback:
+            log.info("upload %s: host %s unreachable for %.0f s; back to the original server", self.up.url, self.url,
+                     now - since)  # fmt: skip
+            events.save(dataclasses.replace(state, session_id=None, session_url=None, host_failing_since=None), 0)
+            return error
+        events.save(dataclasses.replace(state, host_failing_since=since))
+        return error
+
+
+def answer_error(response: Response, url: str) -> TransferError:
+    """A non-success Ack, with the server's BITS-Error-Code and context (0x7: the server application)."""
+    status = response.status_code
+    code = protocol.error_code(response.headers) or HTTP_STATUS_BASE + status
+    context = protocol.error_context(response.headers)
+    where = ErrorContext.REMOTE_APPLICATION if context == protocol.CONTEXT_APPLICATION else ErrorContext.REMOTE_FILE
+    fatal = code in (protocol.BG_E_TOO_LARGE, protocol.E_ACCESSDENIED) or status in (401, 407)
+    return TransferError(
+        f"HTTP {status} {response.reason} from {url} (BITS error {protocol.hresult_text(code)})".replace("  ", " "),
+        code=code, context=where, transient=status_is_transient(status) and not fatal,
+    )  # fmt: skip
+
+
+def fetch_reply(client: Client, up: Upload, state: UploadState, part: str, events: Events) -> UploadState:
+    """Download the reply with the normal engine (HEAD, ranges) into its part file; no URL means an empty reply."""
+    from bitscli.transfer import http
+
+    if not state.reply_url:
+        try:
+            os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        except OSError as exc:
+            raise local_error(exc, part) from None
+        return dataclasses.replace(state, reply_total=0, reply_transferred=0, reply_done=True)
+
+    class ReplyProgress:
+        current = state
+
+        def transferring(self, abort: Callable[[], None], url: str) -> None:
+            pass
+
+        def checkpoint(self, offset: int, version: http.Version, url: str) -> None:
+            self.current = dataclasses.replace(
+                self.current, reply_transferred=offset, reply_total=version.size, reply_etag=version.etag,
+                reply_last_modified=version.last_modified,
+            )  # fmt: skip
+            events.save(self.current)
+
+        def stop_requested(self) -> bool:
+            return events.stop_requested()
+
+    download = http.Download(
+        url=state.reply_url, part=part, offset=state.reply_transferred,
+        known=http.Version(state.reply_total, state.reply_etag, state.reply_last_modified), headers=up.headers,
+        request_options=up.request_options,
+    )  # fmt: skip
+    try:
+        version = http.download(client, download, ReplyProgress())
+    except http.Stopped:
+        raise Stopped from None
+    try:
+        fd = os.open(part, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise local_error(exc, part) from None
+    return dataclasses.replace(
+        state, reply_total=version.size, reply_transferred=version.size, reply_etag=version.etag,
+        reply_last_modified=version.last_modified, reply_done=True,
+    )  # fmt: skip

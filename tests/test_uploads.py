@@ -1,0 +1,244 @@
+"""Upload and upload-reply jobs against a real `bitscli serve`: the daemon's side of the BITS upload protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bitscli import service
+from bitscli.model import ErrorContext, JobState
+
+from .daemonproc import FakeClock, run_once, state
+from .serveproc import ServeProcess
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServeProcess]:
+    root = tmp_path / "served"
+    root.mkdir()
+    process = ServeProcess(root, "--uploads", "/", "--max-fragment-size", "300000").start()
+    yield process
+    process.stop()
+
+
+def upload_job(ok, url: str, source: Path, kind: str = "--upload") -> str:  # type: ignore[no-untyped-def]
+    job = ok("create", "--raw", kind, f"up-{source.name}").stdout
+    ok("addfile", job, url, str(source))
+    ok("resume", job)
+    return job
+
+
+def upload_state(job: str):  # type: ignore[no-untyped-def]
+    ctx = service.open_context()
+    try:
+        with ctx.queue.read() as tx:
+            return tx.upload_state(job)
+    finally:
+        ctx.queue.close()
+
+
+def test_an_upload_arrives_whole_and_the_job_completes(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(5_000_000))  # many fragments: the server takes at most 300,000 bytes each
+    job = upload_job(ok, f"{served.url}/big.bin", source)
+    run_once(new_daemon())
+    assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
+    assert sha(served.root / "big.bin") == sha(source)
+    assert ok("getbytestransferred", "--raw", job).stdout == "5000000"
+    assert upload_state(job).closed  # Close-Session was answered
+    assert not list((served.root / ".bitscli-sessions").glob("*.json"))  # and the server freed the session
+    ok("complete", job)
+    assert state(job) is JobState.ACKNOWLEDGED
+    assert source.exists()  # the source stays where it was
+
+
+def test_upload_reply_fetches_the_reply(new_daemon, ok, tmp_path: Path) -> None:
+    root = tmp_path / "served"
+    root.mkdir()
+    server = ServeProcess(root, "--uploads", "/", "--notification-type", "2", "--notification-command", "rev").start()
+    try:
+        source = tmp_path / "question.txt"
+        source.write_bytes(b"hello\nworld\n")
+        job = upload_job(ok, f"{server.url}/question.txt", source, "--upload-reply")
+        assert ok("getreplyprogress", job).stdout.strip() == "0 / UNKNOWN"
+        run_once(new_daemon())
+        assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
+        assert ok("getreplydata", "--raw", job).stdout == b"olleh\ndlrow\n".hex()
+        assert ok("getreplyprogress", "--json", job).json["value"] == {"bytes_transferred": 12, "bytes_total": 12}
+        reply = Path(ok("getreplyfilename", "--raw", job).stdout)
+        assert reply.parent == tmp_path
+        assert not reply.exists()  # usable only after complete (bits.md §4)
+        ok("complete", job)
+        assert reply.read_bytes() == b"olleh\ndlrow\n"
+        assert not (root / "question.txt").exists()  # the application got it; nothing asked to store it
+    finally:
+        server.stop()
+
+
+def test_getreplydata_needs_a_finished_upload_reply_job(ok, cli, tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("x")
+    job = upload_job(ok, "http://127.0.0.1:9/a.txt", source, "--upload-reply")
+    early = cli("getreplydata", job)
+    assert early.exit_code == 5
+    assert "no reply yet" in early.stderr
+    plain = upload_job(ok, "http://127.0.0.1:9/b.txt", source)
+    wrong = cli("getreplydata", plain)
+    assert wrong.exit_code == 2
+    assert "only upload-reply jobs" in wrong.stderr
+
+
+def test_empty_files_cannot_be_uploaded(ok, cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    job = ok("create", "--raw", "--upload", "e").stdout
+    result = cli("addfile", job, "http://127.0.0.1:9/e", str(empty))
+    assert result.exit_code == 2
+    assert "empty" in result.stderr
+
+
+def test_a_changed_local_file_puts_the_job_in_error(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
+    source = tmp_path / "moving.bin"
+    source.write_bytes(os.urandom(1_000_000))
+    job = upload_job(ok, f"{served.url}/moving.bin", source)
+    ok("suspend", job)
+    daemon = new_daemon()
+    with daemon.queue.write() as tx:  # an upload that began with this version of the file
+        from bitscli.transfer.upload import local_stamp
+        from bitscli.upload_state import UploadState
+
+        tx.save_upload_state(job, UploadState(local_stamp=local_stamp(str(source))[0]))
+    source.write_bytes(os.urandom(1_000_000))  # then the file changes
+    ok("resume", job)
+    run_once(daemon)
+    assert state(job) is JobState.ERROR
+    error = ok("geterror", "--json", job).json["value"]
+    assert error["code"] == "0x8020001d"  # BG_E_LOCAL_FILE_CHANGED
+    assert error["context"] == ErrorContext.LOCAL_FILE.name
+    assert not (served.root / "moving.bin").exists()
+
+
+def test_server_errors_map_to_bits_states(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
+    source = tmp_path / "x.bin"
+    source.write_bytes(b"payload")
+    (served.root / "taken.bin").write_bytes(b"old")
+    conflict = upload_job(ok, f"{served.url}/taken.bin", source)  # overwrite is off: 409
+    missing_dir = upload_job(ok, f"{served.url}/no/such/dir/x.bin", source)  # 404
+    daemon = new_daemon()
+    run_once(daemon)  # one background job at a time: the second runs on the next tick
+    run_once(daemon)
+    assert state(conflict) is JobState.ERROR
+    assert ok("geterror", "--json", conflict).json["value"]["context"] == "REMOTE_FILE"
+    assert (served.root / "taken.bin").read_bytes() == b"old"
+    assert state(missing_dir) is JobState.ERROR
+
+
+def test_a_lost_session_starts_a_new_one(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
+    source = tmp_path / "s.bin"
+    source.write_bytes(os.urandom(2_000_000))
+    job = upload_job(ok, f"{served.url}/s.bin", source)
+    ok("suspend", job)
+    daemon = new_daemon()
+    with daemon.queue.write() as tx:  # a session the server has never heard of (or cleaned up)
+        from bitscli.upload_state import UploadState
+
+        tx.save_upload_state(job, UploadState(session_id="{00000000-dead-beef-0000-000000000000}"))
+    ok("resume", job)
+    run_once(daemon)
+    assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
+    assert upload_state(job).session_id != "{00000000-dead-beef-0000-000000000000}"
+    assert sha(served.root / "s.bin") == sha(source)
+
+
+def test_cancel_sends_cancel_session(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
+    source = tmp_path / "c.bin"
+    source.write_bytes(os.urandom(1_000_000))
+    job = upload_job(ok, f"{served.url}/c.bin", source)
+    daemon = new_daemon()
+    daemon.tick()
+    worker = daemon.workers[job]
+    worker.join(60)
+    ok("cancel", job)  # TRANSFERRED jobs can still be cancelled; the server keeps the committed file
+    daemon.tick()
+    for thread in list(daemon.cancelling.values()):
+        thread.join(60)
+    assert upload_state(job).closed
+
+
+def test_uploads_use_the_job_credentials(new_daemon, ok, cli, tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    ok("serve-passwd", str(users), "alice", stdin="pw-for-alice\n")
+    root = tmp_path / "served"
+    root.mkdir()
+    server = ServeProcess(root, "--uploads", "/", "--password-file", str(users)).start()
+    try:
+        source = tmp_path / "a.bin"
+        source.write_bytes(b"authenticated upload")
+        anonymous = upload_job(ok, f"{server.url}/anon.bin", source)
+        with_login = ok("create", "--raw", "--upload", "login").stdout
+        ok("addfile", with_login, f"{server.url}/a.bin", str(source))
+        ok("setcredentials", with_login, "SERVER", "BASIC", "alice", "--password-file", "-", stdin="pw-for-alice\n")
+        ok("resume", with_login)
+        daemon = new_daemon()
+        run_once(daemon)
+        run_once(daemon)
+        assert state(with_login) is JobState.TRANSFERRED, ok("info", "--verbose", with_login).stdout
+        assert (root / "a.bin").read_bytes() == b"authenticated upload"
+        assert state(anonymous) is JobState.ERROR  # 401 is not retried
+        assert "401" in ok("geterror", anonymous).stdout
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_host_id_is_honoured_and_falls_back_after_its_timeout(new_daemon, ok, tmp_path: Path) -> None:
+    root = tmp_path / "served"
+    root.mkdir()
+    port = _free_port()
+    server = ServeProcess(root, "--uploads", "/", "--host-id", f"localhost:{port}")
+    server.port = port
+    server.start()
+    try:
+        source = tmp_path / "h.bin"
+        source.write_bytes(os.urandom(100_000))
+        job = upload_job(ok, f"{server.url}/h.bin", source)
+        run_once(new_daemon())
+        assert state(job) is JobState.TRANSFERRED
+        assert upload_state(job).session_url == f"http://localhost:{port}/h.bin"  # later packets went to the host id
+    finally:
+        server.stop()
+    dead_port = _free_port()  # nothing listens there: the host id is unreachable
+    server = ServeProcess(root, "--uploads", "/", "--host-id", f"127.0.0.1:{dead_port}", "--host-id-fallback", "60")
+    server.start()
+    try:
+        source = tmp_path / "g.bin"
+        source.write_bytes(os.urandom(100_000))
+        job = upload_job(ok, f"{server.url}/g.bin", source)
+        ok("setminretrydelay", job, "5")
+        clock = FakeClock()
+        daemon = new_daemon(clock)
+        run_once(daemon)
+        assert state(job) is JobState.TRANSIENT_ERROR
+        first = upload_state(job)
+        assert first.host_failing_since is not None
+        assert first.session_id is not None
+        clock.advance(61)  # past the fallback timeout: the session is dropped, back to the original server
+        run_once(daemon)
+        after = upload_state(job)
+        assert after.session_id != first.session_id
+    finally:
+        server.stop()
