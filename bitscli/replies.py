@@ -30,10 +30,11 @@ def _reply_job(ctx: Context, ref: str) -> tuple[Job, UploadState]:
     return job, state
 
 
-def reply_file(job: Job) -> str:
+def reply_file(job: Job) -> str | None:
+    """The reply file's name; None until there is an upload file to name it after."""
     if job.type is not JobType.UPLOAD_REPLY:
         raise InvalidValue(f"job {job.id} is a {job.type.label} job; only upload-reply jobs have a reply file")
-    return files.reply_name(job)
+    return files.reply_name(job) if job.files or job.reply_file_name else None
 
 
 def progress(ctx: Context, ref: str) -> tuple[Job, ReplyProgress]:

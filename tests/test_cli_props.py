@@ -149,6 +149,11 @@ def test_secret_header_on_argv_warns(cli, job) -> None:
 def test_reply_file_name_for_upload_reply_jobs(ok, cli, tmp_path: Path) -> None:
     reply = ok("create", "--raw", "--upload-reply", "r").stdout
     assert ok("getreplyfilename", reply).stdout == "NULL\n"
+    (tmp_path / "up.txt").write_text("question")
+    ok("addfile", reply, "http://127.0.0.1:9/up.txt", str(tmp_path / "up.txt"))
+    automatic = ok("getreplyfilename", reply).stdout
+    assert automatic.startswith(f"{tmp_path / 'up.txt'}.")  # named beside the upload until one is set
+    assert automatic.endswith(".reply\n")
     ok("setreplyfilename", reply, str(tmp_path / "reply.bin"))
     assert ok("getreplyfilename", reply).stdout == f"{tmp_path / 'reply.bin'}\n"
     download = ok("create", "--raw", "d").stdout
