@@ -242,3 +242,32 @@ def test_host_id_is_honoured_and_falls_back_after_its_timeout(new_daemon, ok, tm
         assert after.session_id != first.session_id
     finally:
         server.stop()
+
+
+def test_transfer_upload_reply_with_a_real_daemon(home: Path, tmp_path: Path) -> None:
+    from .conftest import run_process
+    from .daemonproc import DaemonProcess
+
+    root = tmp_path / "served"
+    root.mkdir()
+    server = ServeProcess(root, "--uploads", "/").start()
+    application = ServeProcess(root, "--uploads", "/", "--notification-type", "1", "--notification-command", "true")
+    application.start()
+    daemon = DaemonProcess(home).start()
+    try:
+        source = tmp_path / "report.csv"
+        source.write_bytes(os.urandom(3_000_000))
+        upload = run_process("transfer", "--upload", "up", f"{server.url}/stored.csv", str(source))
+        assert upload.exit_code == 0, upload.stderr
+        assert sha(root / "stored.csv") == sha(source)
+        reply = run_process("transfer", "--upload-reply", "ask", f"{application.url}/asked.csv", str(source))
+        assert reply.exit_code == 0, reply.stderr
+        saved = reply.stdout.strip().splitlines()[-1].removeprefix("Reply saved to ").rstrip(".")
+        assert Path(saved).read_bytes() == b""  # the application wrote no reply: an empty reply file
+        refused = run_process("transfer", "--upload", "again", f"{server.url}/stored.csv", str(source))
+        assert refused.exit_code == 10  # 409: the server does not overwrite
+        assert "409" in refused.stderr
+    finally:
+        daemon.close()
+        server.stop()
+        application.stop()

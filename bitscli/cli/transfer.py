@@ -59,6 +59,10 @@ def transfer(
     if final.state is JobState.TRANSFERRED:
         result = service.complete(ctx, job.id)
         output.line(f"Transfer complete: {result.kept} file(s), {final.bytes_transferred} bytes.")
+        if job_type is JobType.UPLOAD_REPLY:
+            from bitscli import replies
+
+            output.line(f"Reply saved to {replies.reply_file(result.job)}.")
         return
     if final.state is not JobState.CANCELLED:
         _cancel_quietly(ctx, job.id)
