@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,14 +30,20 @@ from bitscli.upload_state import UploadState
 log = logging.getLogger("bitscli.daemon")
 
 FIRST_FRAGMENT = 1 << 20
-MAX_FRAGMENT = 16 << 20  # bytes held in memory per fragment; reference servers accept up to 100 MiB
+MAX_FRAGMENT = 64 << 20  # streamed from the file, never held whole; reference servers accept up to 100 MiB
+READ_CHUNK = 1 << 20
 MIN_FRAGMENT = 4096
 FRAGMENT_SECONDS = 1.0  # fragments grow until one takes about this long, so a stop waits at most that
 MAX_STALLS = 3  # Acks in a row that move the offset nowhere before we call the server broken
+MAX_REGRESSIONS = 3  # times a server may go back on bytes it acknowledged before we call it broken
 
 
 class Stopped(Exception):
     """The daemon asked the upload to stop; the server keeps what it acknowledged."""
+
+
+class _ShortRead(Exception):
+    """The local file ended before the fragment did: it shrank under us."""
 
 
 class SessionLost(Exception):
@@ -155,7 +161,7 @@ def _fragments(
 ) -> UploadState:  # fmt: skip
     url = state.session_url or up.url
     fragment = FIRST_FRAGMENT
-    stalls = 0
+    stalls = regressions = 0
     try:
         fd = os.open(up.local, os.O_RDONLY)
     except OSError as exc:
@@ -165,9 +171,6 @@ def _fragments(
             if events.stop_requested():
                 raise Stopped
             length = min(fragment, size - offset)
-            data = os.pread(fd, length, offset)
-            if len(data) != length or local_stamp(up.local)[0] != stamp:
-                raise local_changed(up.local)
             headers = {
                 "Content-Range": protocol.format_range(offset, offset + length - 1, size),
                 "Content-Type": "application/octet-stream",
@@ -175,22 +178,21 @@ def _fragments(
             if offset == 0:
                 headers[protocol.CONTENT_NAME] = os.path.basename(up.local)
             started = time.monotonic()
-            with packet(client, up, url, protocol.FRAGMENT, headers, data, state, events) as response:
-                status = response.status_code
-                if status == 413 and protocol.error_code(response.headers) != protocol.BG_E_TOO_LARGE:
-                    if fragment <= MIN_FRAGMENT:
-                        raise answer_error(response, url)
-                    fragment = max(MIN_FRAGMENT, length // 2)  # the fragment is too big for the server: halve it
-                    continue
-                if status not in (200, 201, 416) or (status != 416 and protocol.error_code(response.headers)):
-                    raise answer_error(response, url)
-                try:
-                    acked = protocol.received_offset(response.headers.get(protocol.RECEIVED_RANGE), size)
-                except protocol.ProtocolViolation as why:
-                    raise protocol_error(f"{url}: {why}") from None
-                reply_url = response.headers.get(protocol.REPLY_URL)
+            body = _file_body(fd, offset, length)
+            try:
+                with packet(client, up, url, protocol.FRAGMENT, headers, body, state, events, length) as response:
+                    if local_stamp(up.local)[0] != stamp:
+                        raise local_changed(up.local)  # changed while this fragment was read
+                    ack = _fragment_ack(response, url, size, length)
+            except _ShortRead:
+                raise local_changed(up.local) from None
+            if ack is None:
+                fragment = max(MIN_FRAGMENT, length // 2)  # 413: the fragment is too big for the server; halve it
+                continue
+            status, acked, reply_url = ack
             stalls = stalls + 1 if acked <= offset else 0
-            if stalls >= MAX_STALLS:
+            regressions += acked < offset
+            if stalls >= MAX_STALLS or regressions > MAX_REGRESSIONS:
                 raise protocol_error(f"{url} acknowledges no progress (stuck at byte {acked})")
             offset = acked  # 416 included: go on from where the server says it is
             if offset == size and reply_url:
@@ -201,6 +203,22 @@ def _fragments(
     finally:
         os.close(fd)
     return state
+
+
+def _fragment_ack(response: Response, url: str, size: int, length: int) -> tuple[int, int, str | None] | None:
+    """A fragment's Ack: (status, the server's next offset, the reply URL); None asks for smaller fragments."""
+    status = response.status_code
+    code = protocol.error_code(response.headers)
+    if status == 413 and code != protocol.BG_E_TOO_LARGE and length > MIN_FRAGMENT:
+        return None
+    # A BITS-Error-Code on a 200 is an error too (servers in the wild send one).
+    if status not in (200, 201, 416) or (status != 416 and code):
+        raise answer_error(response, url)
+    try:
+        acked = protocol.received_offset(response.headers.get(protocol.RECEIVED_RANGE), size)
+    except protocol.ProtocolViolation as why:
+        raise protocol_error(f"{url}: {why}") from None
+    return status, acked, response.headers.get(protocol.REPLY_URL)
 
 
 def close_session(client: Client, up: Upload, state: UploadState, kind: str = protocol.CLOSE_SESSION) -> None:
@@ -223,11 +241,13 @@ class packet:  # lower case: used as a context manager, like open()
     """Send one BITS_POST packet and hold its answer; transport failures become transient errors."""
 
     def __init__(
-        self, client: Client, up: Upload, url: str, kind: str, headers: Mapping[str, str], body: bytes = b"",
-        state: UploadState | None = None, events: Events | None = None,
+        self, client: Client, up: Upload, url: str, kind: str, headers: Mapping[str, str],
+        body: Iterator[bytes] | None = None, state: UploadState | None = None, events: Events | None = None,
+        length: int = 0,
     ) -> None:  # fmt: skip
         self.client, self.up, self.url, self.state, self.events = client, up, url, state, events
-        self.headers = {**up.headers, **headers, protocol.PACKET_TYPE: kind, "Content-Length": str(len(body))}
+        # Content-Length always, 0 included (servers in the wild need it); a body is never chunked.
+        self.headers = {**up.headers, **headers, protocol.PACKET_TYPE: kind, "Content-Length": str(length)}
         if state is not None and state.session_id is not None and kind != protocol.CREATE_SESSION:
             self.headers[protocol.SESSION_ID] = state.session_id
         self.body = body
@@ -264,6 +284,17 @@ class packet:  # lower case: used as a context manager, like open()
             return error
         events.save(dataclasses.replace(state, host_failing_since=since))
         return error
+
+
+def _file_body(fd: int, offset: int, length: int) -> Iterator[bytes]:
+    """A fragment's bytes, read as they are sent: the next read overlaps the network, nothing is held whole."""
+    while length > 0:
+        data = os.pread(fd, min(READ_CHUNK, length), offset)
+        if not data:
+            raise _ShortRead
+        yield data
+        offset += len(data)
+        length -= len(data)
 
 
 def answer_error(response: Response, url: str) -> TransferError:
