@@ -46,6 +46,9 @@ def test_layering(path: Path) -> None:
         assert not any(i.startswith(("bitscli.output", "bitscli.liveview")) for i in imports), f"{rel} imports output"
     if rel.startswith("transfer/"):
         assert not any(i.startswith(("bitscli.store", "bitscli.service")) for i in imports), rel
+    if rel.startswith("server/") or rel == "protocol.py":  # the server shares only the protocol with the client
+        queue_side = ("bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.worker", "bitscli.transfer")
+        assert not any(i.startswith(queue_side) for i in imports), rel
     for layer in ("model.py", "errors.py", "values.py"):
         if rel == layer:
             assert not any(i.startswith(("bitscli.store", "bitscli.service")) for i in imports), rel
