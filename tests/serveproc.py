@@ -6,6 +6,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ class ServeProcess:
         self.root = root
         self.args = args
         self.port = 0
+        self.scheme = "http"
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> ServeProcess:
@@ -30,19 +32,19 @@ class ServeProcess:
         )  # fmt: skip
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        match = re.search(r":(\d+)/", line)
+        match = re.search(r"(https?)://[^ ]*:(\d+)/", line)
         if not match:
             self.process.kill()
             raise RuntimeError(
                 f"serve did not start: {line}{self.process.stderr.read() if self.process.stderr else ''}"
             )
-        self.port = int(match.group(1))
+        self.scheme, self.port = match.group(1), int(match.group(2))
         _wait_listening(self.port)
         return self
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -66,10 +68,7 @@ def _wait_listening(port: int) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("HEAD", "/")
-            conn.getresponse().read()
-            conn.close()
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
             return
         except OSError:
             time.sleep(0.05)

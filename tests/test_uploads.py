@@ -271,3 +271,35 @@ def test_transfer_upload_reply_with_a_real_daemon(home: Path, tmp_path: Path) ->
         daemon.close()
         server.stop()
         application.stop()
+
+
+def test_uploads_and_ranged_downloads_over_tls(new_daemon, ok, tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    import trustme
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    certfile, keyfile, bundle = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(certfile))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(bundle))
+    root = tmp_path / "served"
+    root.mkdir()
+    server = ServeProcess(root, "--uploads", "/", "--certfile", str(certfile), "--keyfile", str(keyfile)).start()
+    try:
+        assert server.url.startswith("https://")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        source = tmp_path / "secure.bin"
+        source.write_bytes(os.urandom(700_000))
+        job = upload_job(ok, f"{server.url}/secure.bin", source)
+        run_once(new_daemon())
+        assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
+        assert sha(root / "secure.bin") == sha(source)
+        part = subprocess.run(
+            ["curl", "-sf", "--cacert", str(bundle), "-r", "1000-1999", f"{server.url}/secure.bin"],
+            capture_output=True, check=True, env={**os.environ, "no_proxy": "*"},
+        )  # fmt: skip
+        assert part.stdout == source.read_bytes()[1000:2000]
+    finally:
+        server.stop()
