@@ -28,7 +28,6 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
     sys.stdout.flush()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("bitscli.serve").setLevel(logging.INFO if access_log else logging.WARNING)
-    _raise_body_buffer()
     config = uvicorn.Config(
         create_app(settings),
         http="h11",  # the httptools parser rejects the BITS_POST method (design.md)
@@ -40,17 +39,6 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
         lifespan="on",
     )
     uvicorn.Server(config).run(sockets=[sock])
-
-
-def _raise_body_buffer() -> None:
-    """Let uvicorn buffer 4 MiB of a request body (not 64 KiB) before it pauses reading the socket.
-
-    At 64 KiB a 1 GiB upload pauses and resumes the socket (two epoll calls) tens of thousands of times; a
-    fragment is a large, expected body here. uvicorn has no setting for it, so its module constant is raised.
-    """
-    from uvicorn.protocols.http import h11_impl
-
-    h11_impl.HIGH_WATER_LIMIT = max(h11_impl.HIGH_WATER_LIMIT, 4 << 20)
 
 
 def _bind(host: str, port: int) -> socket.socket:
