@@ -379,3 +379,14 @@ def test_bad_serve_settings_are_clear_errors(tmp_path: Path, args: list[str], me
     assert result.exit_code == 8, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_the_server_without_a_traceback(tmp_path: Path) -> None:
+    import signal
+
+    process = ServeProcess(tmp_path).start()
+    assert process.process is not None
+    process.process.send_signal(signal.SIGINT)
+    _, err = process.process.communicate(timeout=30)
+    assert process.process.returncode in (0, 130), err
+    assert "Traceback" not in err
