@@ -303,3 +303,29 @@ def test_uploads_and_ranged_downloads_over_tls(new_daemon, ok, tmp_path: Path, m
         assert part.stdout == source.read_bytes()[1000:2000]
     finally:
         server.stop()
+
+
+def test_a_416_sends_the_client_back_to_the_servers_offset(
+    new_daemon, ok, served: ServeProcess, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from .serveproc import create_session, fragment
+
+    source = tmp_path / "gap.bin"
+    source.write_bytes(os.urandom(900_000))
+    job = upload_job(ok, f"{served.url}/gap.bin", source)
+    ok("suspend", job)
+    session = create_session(served.port, "/gap.bin").header("BITS-Session-Id")
+    assert fragment(served.port, "/gap.bin", session, source.read_bytes()[:1000], 0, 900_000).status == 200
+    daemon = new_daemon()
+    with daemon.queue.write() as tx:  # the client believes it got further than the server did
+        from bitscli.upload_state import UploadState
+
+        tx.save_upload_state(job, UploadState(session_id=session, session_url=f"{served.url}/gap.bin"))
+        tx.update_file(job, 0, dataclasses.replace(tx.file(job, 0), bytes_transferred=600_000))
+    ok("resume", job)
+    run_once(daemon)
+    assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
+    assert upload_state(job).session_id == session  # resumed in the same session, from byte 1000
+    assert sha(served.root / "gap.bin") == sha(source)

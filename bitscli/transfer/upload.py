@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urljoin
 
 import requests
 import urllib3.exceptions
@@ -196,10 +197,13 @@ def _fragments(
                 raise protocol_error(f"{url} acknowledges no progress (stuck at byte {acked})")
             offset = acked  # 416 included: go on from where the server says it is
             if offset == size and reply_url:
-                state = dataclasses.replace(state, reply_url=reply_url)
+                state = dataclasses.replace(state, reply_url=urljoin(url, reply_url.strip()))
             events.save(state, offset, size)
-            if status != 416 and time.monotonic() - started < FRAGMENT_SECONDS / 2:
+            took = time.monotonic() - started
+            if status != 416 and took < FRAGMENT_SECONDS / 2:
                 fragment = min(MAX_FRAGMENT, fragment * 2)
+            elif took > FRAGMENT_SECONDS * 2:  # a slow link: smaller fragments keep a suspend quick
+                fragment = max(MIN_FRAGMENT, fragment // 2)
     finally:
         os.close(fd)
     return state
