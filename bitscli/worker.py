@@ -110,7 +110,7 @@ class Worker(threading.Thread):
             url = recorder.url or f.remote_name
             durability.submit(index, part, version.size, version.etag, version.last_modified, url,
                               recorder.active_since_last())  # fmt: skip
-            log.info("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
+            log.debug("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
             with queue.read() as tx:
                 job, index, f = _next_file(tx, self.job_id, after=index)
 
