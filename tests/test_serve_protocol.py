@@ -390,3 +390,91 @@ def test_ctrl_c_stops_the_server_without_a_traceback(tmp_path: Path) -> None:
     _, err = process.process.communicate(timeout=30)
     assert process.process.returncode in (0, 130), err
     assert "Traceback" not in err
+
+
+class _Application:
+    """A server application on 127.0.0.1 that answers BITS notifications, as IIS would post them."""
+
+    def __init__(self, static_reply: str | None = None, copy: bool = False) -> None:
+        import http.server
+        import threading
+
+        seen: list[dict[str, object]] = []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                self.send_response(200)
+                if static_reply:
+                    self.send_header("BITS-Static-Response-URL", static_reply)
+                if copy:
+                    self.send_header("BITS-Copy-File-To-Destination", "true")
+                reply = body[::-1]
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/app"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_upload_reply_by_value_through_a_notification_url(tmp_path: Path) -> None:
+    app = _Application(copy=True)
+    process = ServeProcess(tmp_path, "--uploads", "/", "--notification-type", "2", "--notification-url", app.url)
+    process.start()
+    try:
+        done = upload(process.port, "/job.bin?ticket=42", b"abc123")
+        (posted,) = app.seen
+        assert posted["body"] == b"abc123"
+        assert posted["path"] == "/app?ticket=42"  # the job URL's query string is appended (IIS)
+        assert str(posted["headers"]["BITS-Original-Request-URL"]).endswith("/job.bin?ticket=42")
+        conn = http.client.HTTPConnection("127.0.0.1", process.port, timeout=10)
+        conn.request("GET", done.header("BITS-Reply-URL")[len(process.url) :])
+        assert conn.getresponse().read() == b"321cba"
+        assert (tmp_path / "job.bin").read_bytes() == b"abc123"  # BITS-Copy-File-To-Destination stores it too
+    finally:
+        process.stop()
+        app.close()
+
+
+def test_static_reply_url_by_reference(tmp_path: Path) -> None:
+    app = _Application(static_reply="http://127.0.0.1:9/replies/fixed.xml")
+    process = ServeProcess(tmp_path, "--uploads", "/", "--notification-type", "1", "--notification-url", app.url)
+    process.start()
+    try:
+        done = upload(process.port, "/ref.bin", b"by reference")
+        (posted,) = app.seen
+        headers = posted["headers"]
+        assert posted["body"] == b""
+        assert Path(str(headers["BITS-Request-DataFile-Name"])).name.startswith(".ref.bin.")
+        assert "BITS-Response-DataFile-Name" in headers
+        assert done.header("BITS-Reply-URL") == "http://127.0.0.1:9/replies/fixed.xml"
+        assert not (tmp_path / "ref.bin").exists()
+    finally:
+        process.stop()
+        app.close()
+
+
+def test_settings_come_from_a_toml_file(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "drop").mkdir(parents=True)
+    (root / "drop" / "same.bin").write_bytes(b"old")
+    settings = tmp_path / "serve.toml"
+    settings.write_text(f'root = "{root}"\nupload_dirs = ["/drop"]\nallow_overwrite = true\n')
+    process = ServeProcess(root, "--config", str(settings)).start()
+    try:
+        assert create_session(process.port, "/elsewhere.bin").status == 501
+        upload(process.port, "/drop/same.bin", b"new")
+        assert (root / "drop" / "same.bin").read_bytes() == b"new"  # overwrite allowed by the file
+    finally:
+        process.stop()

@@ -329,3 +329,36 @@ def test_a_416_sends_the_client_back_to_the_servers_offset(
     assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
     assert upload_state(job).session_id == session  # resumed in the same session, from byte 1000
     assert sha(served.root / "gap.bin") == sha(source)
+
+
+def test_a_failing_server_application_is_a_transient_remote_application_error(
+    new_daemon, ok, tmp_path: Path
+) -> None:  # fmt: skip
+    root = tmp_path / "served"
+    root.mkdir()
+    flag = tmp_path / "app-is-up"
+    script = tmp_path / "app.sh"
+    script.write_text(f'#!/bin/sh\ntest -e "{flag}" || exit 1\ncat\n')  # fails until the flag exists
+    script.chmod(0o755)
+    server = ServeProcess(root, "--uploads", "/", "--notification-type", "2", "--notification-command", str(script))
+    server.start()
+    try:
+        source = tmp_path / "q.txt"
+        source.write_bytes(b"question")
+        job = upload_job(ok, f"{server.url}/q.txt", source, "--upload-reply")
+        ok("setminretrydelay", job, "5")
+        clock = FakeClock()
+        daemon = new_daemon(clock)
+        run_once(daemon)
+        assert state(job) is JobState.TRANSIENT_ERROR
+        error = ok("geterror", "--json", job).json["value"]
+        assert error["context"] == "REMOTE_APPLICATION"
+        assert error["code"] == "0x801901f4"  # the application's 500, as BG_E_HTTP_ERROR_500
+        flag.touch()  # the application recovers; the retry sends the last fragment again
+        clock.advance(6)
+        run_once(daemon)
+        run_once(daemon)
+        assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
+        assert ok("getreplydata", "--raw", job).stdout == b"question".hex()
+    finally:
+        server.stop()
