@@ -13,7 +13,7 @@ import pytest
 from bitscli import service
 from bitscli.model import ErrorContext, JobState
 
-from .daemonproc import FakeClock, run_once, state
+from .daemonproc import FakeClock, run_once, state, wait_for
 from .serveproc import ServeProcess
 
 
@@ -362,3 +362,48 @@ def test_a_failing_server_application_is_a_transient_remote_application_error(
         assert ok("getreplydata", "--raw", job).stdout == b"question".hex()
     finally:
         server.stop()
+
+
+def test_a_stop_inside_a_fragment_keeps_the_servers_bytes_and_resumes(tmp_path: Path) -> None:
+    from bitscli.transfer import upload
+    from bitscli.transfer.client import Client
+    from bitscli.upload_state import UploadState
+
+    class Events:
+        def __init__(self, stop_after: int | None) -> None:
+            self.checks, self.stop_after = 0, stop_after
+            self.saved: list[tuple[UploadState, int | None]] = []
+
+        def save(self, state: UploadState, offset: int | None = None, size: int | None = None) -> None:
+            self.saved.append((state, offset))
+
+        def stop_requested(self) -> bool:
+            self.checks += 1
+            return self.stop_after is not None and self.checks > self.stop_after
+
+        def now(self) -> float:
+            return 0.0
+
+    source = tmp_path / "stop.bin"
+    source.write_bytes(os.urandom(3_000_000))
+    root = tmp_path / "served"
+    root.mkdir()
+    served = ServeProcess(root, "--uploads", "/").start()
+    up = upload.Upload(url=f"{served.url}/stop.bin", local=str(source), reply=False)
+    client = Client()
+    try:
+        first = Events(stop_after=3)  # the first fragment (1 MiB, four reads of 256 KiB) is cut off after two
+        with pytest.raises(upload.Stopped):
+            upload.send_file(client, up, UploadState(), 0, first)
+        state, offset = first.saved[-1]
+        assert offset == 0  # no fragment was acknowledged...
+        session = state.session_id
+        data = next((served.root).glob(".stop.bin.*"))
+        kept = wait_for(lambda: data.stat().st_size, timeout=10)  # the server sees the disconnect a moment later
+        assert 0 < kept < 1 << 20  # ...but the server kept the bytes that arrived
+        done = upload.send_file(client, up, state, 0, Events(stop_after=None))
+        assert done.session_id == session  # the same session, resumed
+        assert sha(root / "stop.bin") == sha(source)
+    finally:
+        client.close()
+        served.stop()

@@ -32,7 +32,7 @@ log = logging.getLogger("bitscli.daemon")
 
 FIRST_FRAGMENT = 1 << 20
 MAX_FRAGMENT = 64 << 20  # streamed from the file, never held whole; reference servers accept up to 100 MiB
-READ_CHUNK = 1 << 20
+READ_CHUNK = 256 << 10  # a stop is noticed between reads, even inside a fragment on a slow link
 MIN_FRAGMENT = 4096
 FRAGMENT_SECONDS = 1.0  # fragments grow until one takes about this long, so a stop waits at most that
 MAX_STALLS = 3  # Acks in a row that move the offset nowhere before we call the server broken
@@ -179,7 +179,7 @@ def _fragments(
             if offset == 0:
                 headers[protocol.CONTENT_NAME] = os.path.basename(up.local)
             started = time.monotonic()
-            body = _file_body(fd, offset, length)
+            body = _file_body(fd, offset, length, events)
             try:
                 with packet(client, up, url, protocol.FRAGMENT, headers, body, state, events, length) as response:
                     if local_stamp(up.local)[0] != stamp:
@@ -290,9 +290,15 @@ class packet:  # lower case: used as a context manager, like open()
         return error
 
 
-def _file_body(fd: int, offset: int, length: int) -> Iterator[bytes]:
-    """A fragment's bytes, read as they are sent: the next read overlaps the network, nothing is held whole."""
+def _file_body(fd: int, offset: int, length: int, events: Events) -> Iterator[bytes]:
+    """A fragment's bytes, read as they are sent: the next read overlaps the network, nothing is held whole.
+
+    A stop (suspend, cancel, pre-emption) ends the fragment between reads; the server keeps the contiguous
+    bytes it got, and the next run goes on from its BITS-Received-Content-Range.
+    """
     while length > 0:
+        if events.stop_requested():
+            raise Stopped
         data = os.pread(fd, min(READ_CHUNK, length), offset)
         if not data:
             raise _ShortRead
