@@ -407,3 +407,20 @@ def test_a_stop_inside_a_fragment_keeps_the_servers_bytes_and_resumes(tmp_path: 
     finally:
         client.close()
         served.stop()
+
+
+def test_a_server_without_bits_uploads_is_a_clear_fatal_error(new_daemon, ok, tmp_path: Path) -> None:
+    from .faultserver import FaultServer
+
+    plain = FaultServer()  # a web server that knows GET and HEAD only
+    try:
+        source = tmp_path / "p.bin"
+        source.write_bytes(b"payload")
+        job = upload_job(ok, plain.url("/p.bin"), source)
+        run_once(new_daemon())
+        assert state(job) is JobState.ERROR
+        error = ok("geterror", "--json", job).json["value"]
+        assert error["code"] == "0x801901f5"  # HTTP 501: BITS_POST is not implemented there
+        assert error["context"] == "REMOTE_FILE"
+    finally:
+        plain.close()

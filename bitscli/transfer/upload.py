@@ -126,7 +126,10 @@ def create_session(client: Client, up: Upload, state: UploadState, events: Event
         session = response.headers.get(protocol.SESSION_ID)
         chosen = (response.headers.get(protocol.PROTOCOL) or "").strip().lower()
         if not protocol.valid_session_id(session):
-            raise protocol_error(f"{up.url} answered Create-Session without a usable {protocol.SESSION_ID}")
+            raise TransferError(  # a plain web server that accepts any method: it will never speak BITS
+                f"{up.url} does not speak the BITS upload protocol (no {protocol.SESSION_ID} in its answer)",
+                code=protocol.BG_E_INSUFFICIENT_HTTP_SUPPORT, context=ErrorContext.REMOTE_FILE, transient=False,
+            )  # fmt: skip
         if chosen != protocol.PROTOCOL_GUID:
             raise TransferError(
                 f"{up.url} chose protocol {chosen or 'none'}, not the BITS 1.5 upload protocol",
