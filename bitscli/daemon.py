@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from pathlib import Path
 
-from bitscli import lifecycle, scheduler
+from bitscli import lifecycle, notify, scheduler
 from bitscli.clock import Clock
 from bitscli.model import Job, JobState
 from bitscli.store import open_queue
@@ -23,15 +24,17 @@ TICK_SECONDS = 1.0  # ticks happen at least this often, for timers and slices
 class Daemon:
     def __init__(
         self, queue_path: Path, clock: Clock, slice_seconds: float = DEFAULT_SLICE_SECONDS,
-        inactivity_seconds: float = 90 * 86_400,
+        inactivity_seconds: float = 90 * 86_400, allow_notify: bool = True,
     ) -> None:  # fmt: skip
         self.queue_path = queue_path
+        self.allow_notify = allow_notify  # the notify.allow_notify_command_line policy
         self.inactivity_seconds = inactivity_seconds
         self.clock = clock
         self.slice_seconds = slice_seconds
         self.queue = open_queue(queue_path, durable=False)
         self.workers: dict[str, Worker] = {}
         self.cancelling: dict[str, threading.Thread] = {}  # Cancel-Session for cancelled upload jobs
+        self.notifying: dict[str, threading.Thread] = {}  # notification command lines being run
         self.current: scheduler.Slice | None = None
         self.stop_event = threading.Event()
 
@@ -69,7 +72,40 @@ class Daemon:
             self.workers[job_id] = worker
             worker.start()
         self._cancel_sessions()
+        self._notifications(jobs, now)
         return plan
+
+    def _notifications(self, jobs: list[Job], now: float) -> None:
+        """Run the command lines of jobs that reached TRANSFERRED or ERROR, each on its own thread."""
+        for job_id in [j for j, t in self.notifying.items() if not t.is_alive()]:
+            del self.notifying[job_id]
+        if not self.allow_notify:
+            return
+        if any(notify.stale(job) for job in jobs):
+            with self.queue.write() as tx:
+                for job in tx.job_headers():
+                    if notify.stale(job):
+                        tx.update_header(dataclasses.replace(job, notified_state=None, notify_retry_at=None))
+        for job in jobs:
+            launch = notify.due(job, now)
+            if launch is None or job.id in self.notifying:
+                continue
+            thread = threading.Thread(target=self._notify, args=(launch,), name=f"notify-{job.id}", daemon=True)
+            self.notifying[job.id] = thread
+            thread.start()
+
+    def _notify(self, launch: notify.Launch) -> None:
+        succeeded = notify.run(launch)
+        queue = open_queue(self.queue_path, durable=False)  # this thread's own connection
+        try:
+            with queue.write() as tx:
+                job = tx.job_header(launch.job_id)
+                if job is not None and not job.state.is_final:
+                    tx.update_header(notify.record(job, launch, succeeded, self.clock.now()))
+        except Exception:
+            log.exception("job %s: recording its notification", launch.job_id)
+        finally:
+            queue.close()
 
     def _cancel_sessions(self) -> None:
         """A cancelled upload job's session is cancelled on the server too, once its worker has stopped."""

@@ -201,6 +201,8 @@ class Job:
     retry_at: float | None = None  # TRANSIENT_ERROR: when the job goes back to QUEUED (wall clock)
     transient_since: float | None = None  # first transient error without progress since (no-progress timer)
     active_seconds: float = 0.0  # time in CONNECTING/TRANSFERRING since the last resume (max download time)
+    notified_state: int | None = None  # the state whose notification command line has run (notify.py)
+    notify_retry_at: float | None = None  # a failed notification command line runs again at this time
 
     @property
     def files_total(self) -> int:

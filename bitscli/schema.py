@@ -19,7 +19,7 @@ from bitscli.model import (
     ProxyUsage,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -107,6 +107,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             closed INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (  # 4: notification command lines (bitscli/notify.py)
+        "ALTER TABLE jobs ADD COLUMN notified_state INTEGER",
+        "ALTER TABLE jobs ADD COLUMN notify_retry_at REAL",
+    ),
 )
 
 JOB_FIELDS = (
@@ -115,6 +119,7 @@ JOB_FIELDS = (
     "min_retry_delay", "no_progress_timeout", "max_download_time", "proxy_usage", "proxy_list",
     "proxy_bypass_list", "custom_headers", "custom_headers_write_only", "security_flags", "http_method",
     "acl_flags", "dynamic", "reply_file_name", "error_count", "retry_at", "transient_since", "active_seconds",
+    "notified_state", "notify_retry_at",
 )  # fmt: skip
 ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS

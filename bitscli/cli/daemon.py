@@ -96,8 +96,11 @@ def run(
         # Import the transfer stack now, so the first job does not wait for it.
         from bitscli.transfer import client, http, local, options, ranges  # noqa: F401
 
-        inactivity = config.load().job_inactivity_days * 86_400
-        daemon = Daemon(paths.queue_path(), SystemClock(), slice_seconds, inactivity)
+        settings = config.load()
+        daemon = Daemon(
+            paths.queue_path(), SystemClock(), slice_seconds, settings.job_inactivity_days * 86_400,
+            settings.allow_notify_command_line,
+        )  # fmt: skip
         instance.on_termination(daemon.stop_event.set)
         logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
         daemon.run()
