@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from download import NGINX_CONF, Bitscli, ensure_tools, free_port, make_file
+from download import NGINX_CONF, Bitscli, ensure_tools, free_port, make_file, report
 
 
 def start_serve(root: Path) -> tuple[subprocess.Popen[str], str]:
@@ -118,10 +118,7 @@ def main() -> int:
         failures.append(f"bitscli serve download is {serve_s / nginx_s:.2f}x nginx (target <= 1.5)")
     if upload_s > 2 * serve_s:
         failures.append(f"upload is {upload_s / serve_s:.2f}x the download (target <= 2)")
-    for failure in failures:
-        print(f"MISSED: {failure}")
-    print("all targets met" if not failures else f"{len(failures)} target(s) missed")
-    return 1 if failures else 0
+    return report(failures)
 
 
 if __name__ == "__main__":
