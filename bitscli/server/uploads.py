@@ -149,8 +149,7 @@ class UploadHandler:
         """A fragment after every byte arrived (the client lost our Ack): never stored twice."""
         async for _ in request.stream():
             pass
-        assert session.total is not None
-        if session.state == RECEIVED and last == session.total - 1:
+        if session.state == RECEIVED and last == (session.total or 0) - 1:  # the total is set by now
             return await self._finish(request, session)  # the application had not accepted it yet: try again
         return self._final_ack(request, session)
 
