@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -69,6 +70,9 @@ class Recorder:
         return self.worker.stopping.is_set()
 
 
+BATCH_SECONDS = 0.02  # how long the helper waits for more finished files before it syncs and records a batch
+
+
 class Durability:
     """Fsyncs finished part files and records them as done, on a helper thread behind the downloads.
 
@@ -116,9 +120,13 @@ class Durability:
         cost of the transaction small for jobs of many small files.
         """
         with self._lock:
+            if not self._waiting:
+                return  # an earlier run took this file with its batch
+        # Let a few more files finish, so one sync and one transaction serve them all (a real-time pause on
+        # the helper thread, not a timer: it never touches the injected clock).
+        time.sleep(BATCH_SECONDS)
+        with self._lock:
             batch, self._waiting = self._waiting, []
-        if not batch:
-            return  # an earlier run took this file with its batch
         synced, failure = sync_files(batch)
         if self._queue is None:
             self._queue = open_queue(self.queue_path, durable=False)
