@@ -37,6 +37,7 @@ MIN_FRAGMENT = 4096
 FRAGMENT_SECONDS = 1.0  # fragments grow until one takes about this long, so a stop waits at most that
 MAX_STALLS = 3  # Acks in a row that move the offset nowhere before we call the server broken
 MAX_REGRESSIONS = 3  # times a server may go back on bytes it acknowledged before we call it broken
+LAST_ACK_SECONDS = 330.0  # the last Ack waits for the server application, which has 5 minutes (bits.md §4)
 
 
 class Stopped(Exception):
@@ -183,8 +184,10 @@ def _fragments(
                 headers[protocol.CONTENT_NAME] = os.path.basename(up.local)
             started = time.monotonic()
             body = _file_body(fd, offset, length, events)
+            last = offset + length == size
+            wait = (up.timeout[0], max(up.timeout[1], LAST_ACK_SECONDS)) if last else up.timeout
             try:
-                with packet(client, up, url, protocol.FRAGMENT, headers, body, state, events, length) as response:
+                with packet(client, up, url, protocol.FRAGMENT, headers, body, state, events, length, wait) as response:
                     if local_stamp(up.local)[0] != stamp:
                         raise local_changed(up.local)  # changed while this fragment was read
                     ack = _fragment_ack(response, url, size, length)
@@ -250,9 +253,10 @@ class packet:  # lower case: used as a context manager, like open()
     def __init__(
         self, client: Client, up: Upload, url: str, kind: str, headers: Mapping[str, str],
         body: Iterator[bytes] | None = None, state: UploadState | None = None, events: Events | None = None,
-        length: int = 0,
+        length: int = 0, timeout: tuple[float, float] | None = None,
     ) -> None:  # fmt: skip
         self.client, self.up, self.url, self.state, self.events = client, up, url, state, events
+        self.timeout = timeout or up.timeout
         # Content-Length always, 0 included (servers in the wild need it); a body is never chunked.
         self.headers = {**up.headers, **headers, protocol.PACKET_TYPE: kind, "Content-Length": str(length)}
         if state is not None and state.session_id is not None and kind != protocol.CREATE_SESSION:
@@ -263,7 +267,7 @@ class packet:  # lower case: used as a context manager, like open()
     def __enter__(self) -> Response:
         try:
             self.response = self.client.send(
-                protocol.METHOD, self.url, self.headers, self.up.timeout, self.up.request_options, self.body
+                protocol.METHOD, self.url, self.headers, self.timeout, self.up.request_options, self.body
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unreachable(exc) from None
