@@ -16,13 +16,12 @@ from bitscli.transfer import files, options, upload
 from bitscli.transfer.classify import TransferError
 from bitscli.transfer.client import Client
 from bitscli.upload_state import UploadState
+from bitscli.worker import QUICK_BACKOFF, QUICK_RETRIES  # as for downloads: resumed at once a few times
 
 if TYPE_CHECKING:
     from bitscli.worker import Worker
 
 log = logging.getLogger("bitscli.daemon")
-QUICK_RETRIES = 3  # as for downloads: a transfer cut off after progress goes on at once this many times
-QUICK_BACKOFF = 0.5
 CANCEL_TRIES = 3
 
 
