@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from pathlib import Path
@@ -81,11 +80,6 @@ class Daemon:
             del self.notifying[job_id]
         if not self.allow_notify:
             return
-        if any(notify.stale(job) for job in jobs):
-            with self.queue.write() as tx:
-                for job in tx.job_headers():
-                    if notify.stale(job):
-                        tx.update_header(dataclasses.replace(job, notified_state=None, notify_retry_at=None))
         for job in jobs:
             launch = notify.due(job, now)
             if launch is None or job.id in self.notifying:

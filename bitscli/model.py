@@ -251,10 +251,11 @@ def resume(job: Job, now: float) -> Job:
             code=HResult.BG_E_EMPTY,
         )
     if job.state in (JobState.SUSPENDED, JobState.ERROR, JobState.TRANSIENT_ERROR):
-        # Resume clears the error and restarts the retry and download-time clocks (bits.md §2.4).
+        # Resume clears the error and restarts the retry and download-time clocks (bits.md §2.4); the
+        # next TRANSFERRED or ERROR runs the notification command line again.
         return dataclasses.replace(
             job, state=JobState.QUEUED, error=None, started=True, modification_time=now, retry_at=None,
-            transient_since=None, active_seconds=0.0,
+            transient_since=None, active_seconds=0.0, notified_state=None, notify_retry_at=None,
         )  # fmt: skip
     return job  # an action state, or TRANSFERRED: nothing to do
 
@@ -309,8 +310,9 @@ def add_files(job: Job, new_files: Iterable[JobFile], now: float, max_files: int
             )
         seen.add(f.local_name)
     # A TRANSFERRED job that takes a new file has work again (bits.md §2.2: it "can take more files").
-    state = JobState.QUEUED if job.state is JobState.TRANSFERRED else job.state
-    return dataclasses.replace(job, files=files, state=state, modification_time=now)
+    if job.state is JobState.TRANSFERRED:
+        job = dataclasses.replace(job, state=JobState.QUEUED, notified_state=None, notify_retry_at=None)
+    return dataclasses.replace(job, files=files, modification_time=now)
 
 
 def replace_remote_prefix(job: Job, old: str, new: str, now: float) -> tuple[Job, int]:

@@ -40,11 +40,6 @@ def due(job: Job, now: float) -> Launch | None:
     return Launch(job.id, job.state, argv, job.notify_program)
 
 
-def stale(job: Job) -> bool:
-    """True when the job left the state it was notified for: the next TRANSFERRED or ERROR notifies again."""
-    return job.notified_state is not None and job.notified_state != int(job.state)
-
-
 def run(launch: Launch) -> bool:
     """Run the command line without a shell; True when it exited 0. Every run is logged (an audit trail)."""
     log.info("job %s: running notification command %s for %s", launch.job_id, shlex.join(launch.argv),

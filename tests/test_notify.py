@@ -124,3 +124,21 @@ def test_policy_can_forbid_running_command_lines(ok, server, handler, tmp_path: 
         assert lines(record) == []
     finally:
         daemon.shutdown()
+
+
+def test_leaving_transferred_or_error_clears_the_notification_record() -> None:
+    import dataclasses
+
+    from bitscli import model, notify
+    from bitscli.model import Job, JobFile, JobType
+
+    job = Job(id="{J}", display_name="j", type=JobType.DOWNLOAD, owner="me", creation_time=0, modification_time=0,
+              files=(JobFile("http://h/f", "/tmp/f"),), notify_program="/bin/true", state=JobState.ERROR,
+              notified_state=int(JobState.ERROR), notify_retry_at=99.0)  # fmt: skip
+    assert notify.due(job, 0) is None  # already notified for this ERROR
+    resumed = model.resume(job, 1)
+    assert (resumed.notified_state, resumed.notify_retry_at) == (None, None)
+    done = dataclasses.replace(job, state=JobState.TRANSFERRED, notified_state=int(JobState.TRANSFERRED))
+    more = model.add_files(done, [JobFile("http://h/g", "/tmp/g")], 2, max_files=10)
+    assert (more.state, more.notified_state) == (JobState.QUEUED, None)
+    assert notify.due(dataclasses.replace(more, state=JobState.TRANSFERRED), 3) is not None
