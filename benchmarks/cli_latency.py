@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from download import report
+
 FLOOR_PROGRAM = """
 import typer
 
@@ -132,10 +134,7 @@ def main() -> int:
             print(f"{label:<28}{median * 1000:>10.1f}{median / floor_median:>10.2f}")
             if label.startswith("list (") and median > 1.0:
                 failures.append(f"{label} took {median:.2f} s (target < 1 s)")
-    for failure in failures:
-        print(f"MISSED: {failure}")
-    print("all targets met" if not failures else f"{len(failures)} target(s) missed")
-    return 1 if failures else 0
+    return report(failures)
 
 
 if __name__ == "__main__":

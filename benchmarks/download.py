@@ -90,14 +90,25 @@ class Bitscli:
         self("daemon", "start")
         return int((self.home / "daemon.pid").read_text().split()[0])
 
-    def peak_rss_mib(self, pid: int) -> float:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
     def stop_daemon(self) -> None:
         self("daemon", "stop")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_nginx(root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx on a free loopback port, serving ``root/www`` (the caller makes ``root`` readable to it)."""
+    (root / "tmp").mkdir(exist_ok=True)
+    port = free_port()
+    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return subprocess.Popen([nginx, "-c", str(root / "nginx.conf")]), port
 
 
 def main() -> int:
@@ -107,7 +118,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ensure_tools()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     results: list[tuple[str, float, str]] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
@@ -115,15 +125,12 @@ def main() -> int:
         root.chmod(0o755)  # nginx's workers run as an unprivileged user and must read the files
         www = root / "www"
         (www / "small").mkdir(parents=True)
-        (root / "tmp").mkdir()
-        port = free_port()
-        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
         big = args.big_mib << 20
         make_file(www / "big.bin", big)
         make_file(www / "mid.bin", 100 << 20)
         for i in range(args.small):
             (www / "small" / f"f{i}").write_bytes(os.urandom(16 << 10))
-        server = subprocess.Popen([nginx, "-c", str(root / "nginx.conf")])
+        server, port = start_nginx(root)
         try:
             time.sleep(0.5)
             url = f"http://127.0.0.1:{port}"
@@ -150,7 +157,7 @@ def main() -> int:
                 ours_times.append(
                     timed([*tool.base, "transfer", "big", f"{url}/big.bin", str(out / "bits.bin")], env=tool.env)
                 )
-                rss_big = tool.peak_rss_mib(pid)
+                rss_big = peak_rss_mib(pid)
                 tool.stop_daemon()
                 if (out / "bits.bin").stat().st_size != big:
                     failures.append("bitscli's big file has the wrong size")
@@ -165,7 +172,7 @@ def main() -> int:
             tool = Bitscli(root, "mid")
             pid = tool.start_daemon()
             timed([*tool.base, "transfer", "mid", f"{url}/mid.bin", str(out / "mid.bin")], env=tool.env)
-            rss_mid = tool.peak_rss_mib(pid)
+            rss_mid = peak_rss_mib(pid)
             tool.stop_daemon()
 
             # 2. Many small files: one process each, as a script would run them.

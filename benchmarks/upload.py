@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from download import NGINX_CONF, Bitscli, ensure_tools, free_port, make_file, report
+from download import Bitscli, ensure_tools, make_file, peak_rss_mib, report, start_nginx
 
 
 def start_serve(root: Path) -> tuple[subprocess.Popen[str], str]:
@@ -48,20 +48,12 @@ def curl_download(url: str, out: Path, size: int) -> tuple[float, float]:
     return elapsed, durable
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ensure_tools()
-    nginx = "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx"
     size = args.mib << 20
     failures: list[str] = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
@@ -69,11 +61,8 @@ def main() -> int:
         root.chmod(0o755)  # nginx's workers run as an unprivileged user and must read the files
         www = root / "www"
         (www / "incoming").mkdir(parents=True)
-        (root / "tmp").mkdir()
         make_file(www / "big.bin", size)
-        port = free_port()
-        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
-        nginx_process = subprocess.Popen([nginx, "-c", str(root / "nginx.conf")])
+        nginx_process, port = start_nginx(root)
         serve_process, serve_url = start_serve(www)
         tool = Bitscli(root, "upload")
         daemon_pid = tool.start_daemon()

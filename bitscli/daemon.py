@@ -94,8 +94,11 @@ class Daemon:
         try:
             with queue.write() as tx:
                 job = tx.job_header(launch.job_id)
-                if job is not None and not job.state.is_final:
-                    tx.update_header(notify.record(job, launch, succeeded, self.clock.now()))
+                if job is None or job.state.is_final:
+                    return
+                new = notify.record(job, launch, succeeded, self.clock.now())
+                if new is not job:  # a job that moved on meanwhile needs no write
+                    tx.update_header(new)
         except Exception:
             log.exception("job %s: recording its notification", launch.job_id)
         finally:

@@ -160,18 +160,28 @@ def test_a_lost_session_starts_a_new_one(new_daemon, ok, served: ServeProcess, t
 
 
 def test_cancel_sends_cancel_session(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
+    from bitscli.upload_state import UploadState
+
+    from .serveproc import create_session, fragment
+
     source = tmp_path / "c.bin"
     source.write_bytes(os.urandom(1_000_000))
     job = upload_job(ok, f"{served.url}/c.bin", source)
+    ok("suspend", job)
+    session = create_session(served.port, "/c.bin").header("BITS-Session-Id")
+    assert fragment(served.port, "/c.bin", session, source.read_bytes()[:1000], 0, 1_000_000).status == 200
     daemon = new_daemon()
-    daemon.tick()
-    worker = daemon.workers[job]
-    worker.join(60)
-    ok("cancel", job)  # TRANSFERRED jobs can still be cancelled; the server keeps the committed file
+    with daemon.queue.write() as tx:  # a job halfway through its upload, holding an open session
+        tx.save_upload_state(job, UploadState(session_id=session, session_url=f"{served.url}/c.bin"))
+    sessions = served.root / ".bitscli-sessions"
+    assert list(sessions.glob("*.json"))
+    ok("cancel", job)
     daemon.tick()
     for thread in list(daemon.cancelling.values()):
         thread.join(60)
     assert upload_state(job).closed
+    assert not list(sessions.glob("*.json"))  # the server freed the session and its data
+    assert not list(served.root.glob(".c.bin.*"))
 
 
 def test_uploads_use_the_job_credentials(new_daemon, ok, cli, tmp_path: Path) -> None:
