@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bitscli import lifecycle
+from bitscli import libc, lifecycle
 from bitscli.store import Queue, open_queue
 from bitscli.transfer.classify import TransferError, local_error
 
@@ -149,7 +147,7 @@ class Durability:
 
 def _syncfs(path: str) -> bool:
     """syncfs(2) on the filesystem holding ``path``; False where it is missing or fails (then fsync each)."""
-    call = _libc_syncfs()
+    call = libc.syncfs()
     if call is None:
         return False
     try:
@@ -160,18 +158,6 @@ def _syncfs(path: str) -> bool:
         return call(fd) == 0  # since Linux 5.8, syncfs reports write-back errors, as fsync does
     finally:
         os.close(fd)
-
-
-@functools.cache
-def _libc_syncfs() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None
 
 
 @dataclass(frozen=True)

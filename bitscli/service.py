@@ -81,6 +81,11 @@ def _change(ctx: Context, ref: str, change: Callable[[Job, float], Job]) -> Job:
     return new
 
 
+def queue_version(ctx: Context) -> int:
+    """Changes whenever another process commits to the queue: poll this, load jobs only when it moves."""
+    return ctx.queue.data_version()
+
+
 def get_job(ctx: Context, ref: str) -> Job:
     with ctx.queue.read() as tx:
         return resolve(tx, ref)

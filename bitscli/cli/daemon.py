@@ -78,7 +78,7 @@ def run(
     """
     from filelock import FileLock, Timeout
 
-    from bitscli import instance
+    from bitscli import instance, libc
     from bitscli.clock import SystemClock
     from bitscli.daemon import Daemon
 
@@ -93,6 +93,7 @@ def run(
     try:
         instance.write_pid()
         instance.setup_logging(to_stderr=sys.stderr.isatty())
+        libc.keep_io_buffers()
         # Import the transfer stack now, so the first job does not wait for it.
         from bitscli.transfer import client, http, local, options, ranges  # noqa: F401
 

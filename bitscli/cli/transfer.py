@@ -14,7 +14,8 @@ from bitscli.values import parse_acl_flags, parse_priority
 
 app = typer.Typer()
 _PANEL = "Jobs"
-POLL_SECONDS = 0.1
+WAKE_SECONDS = 0.02  # how often the queue's data_version (a cheap read) is checked for the daemon's commits
+REFRESH_SECONDS = 0.5  # the progress line is redrawn at least this often, for its rate and ETA
 
 
 @app.command("transfer", rich_help_panel=_PANEL)
@@ -74,15 +75,19 @@ def _follow(ctx: service.Context, job_id: str, timeout: float | None = None) -> 
     """Show progress until the job is TRANSFERRED, in ERROR or finished; TRANSIENT_ERROR keeps waiting."""
     view = liveview.TransferView()
     deadline = None if timeout is None else time.monotonic() + timeout
+    seen, refresh_at = None, 0.0
     try:
         while True:
-            job = service.get_job(ctx, job_id)
-            view.update(job)
-            if job.state in (JobState.TRANSFERRED, JobState.ERROR) or job.state.is_final:
-                return job
+            version = service.queue_version(ctx)
+            if version != seen or time.monotonic() >= refresh_at:
+                seen, refresh_at = version, time.monotonic() + REFRESH_SECONDS
+                job = service.get_job(ctx, job_id)
+                view.update(job)
+                if job.state in (JobState.TRANSFERRED, JobState.ERROR) or job.state.is_final:
+                    return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise _Timeout(job)
-            time.sleep(POLL_SECONDS)
+            time.sleep(WAKE_SECONDS)
     finally:
         view.close()
 

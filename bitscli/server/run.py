@@ -6,6 +6,7 @@ import logging
 import socket
 import sys
 
+from bitscli import libc
 from bitscli.errors import ConfigError, NotSupported
 from bitscli.server.settings import ServerSettings
 
@@ -19,6 +20,7 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
         raise NotSupported(
             "bitscli serve needs the server extra (Starlette and uvicorn)", hint="pip install 'bitscli[server]'"
         ) from None
+    libc.keep_io_buffers()
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.certfile else "http"

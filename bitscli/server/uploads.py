@@ -13,7 +13,7 @@ import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
-from bitscli import protocol
+from bitscli import libc, protocol
 from bitscli.clock import Clock
 from bitscli.server import application, namespace
 from bitscli.server.sessions import COMMITTED, OPEN, RECEIVED, Session, SessionStore
@@ -194,7 +194,6 @@ class UploadHandler:
         return FileResponse(session.reply_file, media_type="application/octet-stream")
 
 
-_FADVISE = getattr(os, "posix_fadvise", None)  # not on macOS or Windows
 WRITE_BLOCK = 4 << 20  # the body arrives in pieces of up to 256 KiB; the disk gets fewer, larger writes
 
 
@@ -249,10 +248,7 @@ def _write_at(fd: int, data: bytearray, offset: int) -> None:
     while view:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
-    if _FADVISE is not None:
-        # Start writing this block back now, without waiting for it (Linux does so for DONTNEED), and keep the
-        # upload out of the page cache: the fsync before the last Ack then finds little left to do.
-        _FADVISE(fd, start, offset - start, os.POSIX_FADV_DONTNEED)
+    libc.write_back_and_drop(fd, start, offset - start)
 
 
 def _fsync(path: str) -> None:

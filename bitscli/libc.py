@@ -1,0 +1,58 @@
+"""Calls only some platforms have: syncfs, malloc tuning for large I/O buffers, page-cache advice."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+# mallopt(3) parameter numbers from glibc's <malloc.h>.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+# Buffers below this come from the heap, which keeps this much free memory before giving it back.
+MMAP_THRESHOLD_BYTES = 8 << 20
+TRIM_THRESHOLD_BYTES = 32 << 20
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)  # the C library this interpreter already uses
+    except OSError:
+        return None
+
+
+def syncfs() -> Callable[[int], int] | None:
+    """syncfs(2), or None where the C library has no such call."""
+    return getattr(_libc(), "syncfs", None)
+
+
+def keep_io_buffers() -> bool:
+    """Let the heap reuse 256 KiB-4 MiB socket and file buffers instead of mapping fresh pages for each.
+
+    By default glibc serves these sizes with mmap, or trims them off the heap's top as soon as they are
+    freed; either way every buffer is page-faulted in anew. Receiving 1 GiB through h11 spent most of its
+    time in those faults (2.6 s against 1.4 s with the thresholds fixed). A fixed mmap threshold also stops
+    glibc's dynamic adjustment (mallopt(3)). Returns False where there is no glibc mallopt (musl, macOS).
+    """
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None or not hasattr(_libc(), "gnu_get_libc_version"):
+        return False  # musl's mallopt accepts and ignores everything
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
+def write_back_and_drop(fd: int, offset: int, length: int) -> None:
+    """Start writing ``length`` bytes at ``offset`` back to disk, and drop the pages already clean.
+
+    Linux starts asynchronous write-back for POSIX_FADV_DONTNEED and frees the clean pages. A transfer
+    that does this behind itself reuses a few hot pages instead of filling the page cache with fresh
+    ones (on this VM, first-touch pages made 1 GiB of writes take 2.5-4 s instead of 0.5 s), leaves other
+    programs' cached files alone, and finds little left for its final fsync. A no-op without fadvise.
+    """
+    if hasattr(os, "posix_fadvise") and length > 0:  # not on macOS or Windows
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
