@@ -15,6 +15,7 @@ M_MMAP_THRESHOLD = -3
 # Buffers below this come from the heap, which keeps this much free memory before giving it back.
 MMAP_THRESHOLD_BYTES = 8 << 20
 TRIM_THRESHOLD_BYTES = 32 << 20
+DROP_WINDOW = 128 << 20  # write-back lags the writes by tens of MiB here
 
 
 @functools.cache
@@ -46,13 +47,16 @@ def keep_io_buffers() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
-def write_back_and_drop(fd: int, offset: int, length: int) -> None:
-    """Start writing ``length`` bytes at ``offset`` back to disk, and drop the pages already clean.
+def write_back_and_drop(fd: int, start: int, end: int) -> None:
+    """Start writing bytes ``start``-``end`` back to disk, and drop the clean pages up to DROP_WINDOW before them.
 
-    Linux starts asynchronous write-back for POSIX_FADV_DONTNEED and frees the clean pages. A transfer
-    that does this behind itself reuses a few hot pages instead of filling the page cache with fresh
-    ones (on this VM, first-touch pages made 1 GiB of writes take 2.5-4 s instead of 0.5 s), leaves other
-    programs' cached files alone, and finds little left for its final fsync. A no-op without fadvise.
+    Linux starts asynchronous write-back for POSIX_FADV_DONTNEED and frees the pages that are clean; pages
+    still being written stay, so the window catches them on later calls. A transfer that does this behind
+    itself reuses a few hot pages instead of filling the page cache with fresh ones, leaves other
+    programs' cached files alone, and finds little left for its final fsync. On this VM, 1 GiB written in
+    4 MiB blocks took 2.4-4.4 s with no window (the cache filled with first-touch pages) and 0.5-0.7 s
+    with a 64 MiB or larger one. A no-op without fadvise (macOS, Windows).
     """
-    if hasattr(os, "posix_fadvise") and length > 0:  # not on macOS or Windows
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    if hasattr(os, "posix_fadvise") and end > start:
+        first = max(0, start - DROP_WINDOW)
+        os.posix_fadvise(fd, first, end - first, os.POSIX_FADV_DONTNEED)

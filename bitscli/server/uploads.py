@@ -248,7 +248,7 @@ def _write_at(fd: int, data: bytearray, offset: int) -> None:
     while view:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
-    libc.write_back_and_drop(fd, start, offset - start)
+    libc.write_back_and_drop(fd, start, offset)
 
 
 def _fsync(path: str) -> None:

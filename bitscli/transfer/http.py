@@ -320,7 +320,7 @@ class _Syncer:
         self.synced_offset: int | None = None  # None until the first background checkpoint
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.dropped_offset = 0  # the part file's pages below this were fsynced and dropped from the cache
+        self.dropped_offset = 0  # the part file's pages below this were fsynced and let go from the cache
 
     def maybe_checkpoint(self, offset: int) -> None:
         if self.thread is not None and self.thread.is_alive():
@@ -336,7 +336,7 @@ class _Syncer:
     def _sync(self, offset: int) -> None:
         try:
             os.fsync(self.fd)  # every byte below `offset` was written before this started
-            libc.write_back_and_drop(self.fd, self.dropped_offset, offset - self.dropped_offset)
+            libc.write_back_and_drop(self.fd, self.dropped_offset, offset)
             self.dropped_offset = offset
             self.progress.checkpoint(offset, self.version, self.url)
         except BaseException as exc:
