@@ -6,8 +6,6 @@ import contextlib
 import os
 import re
 import socket
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,9 +14,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from bitscli import libc
 from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
-from bitscli.transfer import files
+from bitscli.transfer import files, sink
 from bitscli.transfer.classify import (
     BG_E_INSUFFICIENT_RANGE_SUPPORT,
     BG_E_TOO_MANY_REDIRECTS,
@@ -32,8 +29,6 @@ from bitscli.transfer.classify import (
 from bitscli.transfer.client import Client, Response
 
 CHUNK = 1 << 20  # large reads and os.write: no per-byte Python (design.md)
-CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
-CHECKPOINT_SECONDS = 1.0  # ...or this often, whichever comes first
 MAX_REDIRECTS = 10
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -277,82 +272,34 @@ def stream(
 ) -> Version:  # fmt: skip
     """Copy the body to the part file; checkpoints only ever name fsynced bytes.
 
-    The fsync and the checkpoint run on a helper thread while the next bytes arrive, so the disk's
-    write-back overlaps the network instead of stalling it.
+    This thread reads; a PartWriter writes behind it, and its Syncer fsyncs and checkpoints behind that.
     """
     raw = response.raw
-    syncer = _Syncer(fd, progress, version, url)
+    writer = sink.PartWriter(fd, offset, progress, version, url)
     try:
-        while True:
+        while writer.error is None:  # a disk error stops the reading; close() raises it
             if progress.stop_requested():
                 raise Stopped
             chunk = raw.read1(CHUNK, decode_content=False)
             if not chunk:
                 break
-            files.write_all(fd, chunk)
-            offset += len(chunk)
-            syncer.maybe_checkpoint(offset)
-    except (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError) as exc:
-        syncer.finish()
-        _save(fd, progress, offset, version, url)
+            writer.write(chunk)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:  # only the network reads here
+        _save(fd, progress, writer.close(), version, url)
         raise transport_error(exc, url) from None
-    except OSError as exc:  # the disk, not the network: the socket errors are caught above
-        syncer.finish()
-        raise local_error(exc, "part file") from None
     except Stopped:
-        syncer.finish()
-        _save(fd, progress, offset, version, url)
+        _save(fd, progress, writer.close(), version, url)
         raise
-    syncer.finish()
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            writer.close()  # leave no writer thread behind
+        raise
+    offset = writer.close()
     expected = version.size if end is None else end  # where this body must end in the part file
     if expected != UNKNOWN and offset != expected:
         _save(fd, progress, offset, version, url)
         raise protocol_error(f"the body ended at byte {offset} of {expected} from {url}")
     return Version(offset, version.etag, version.last_modified)
-
-
-class _Syncer:
-    """At most one fsync-then-checkpoint in flight, started every CHECKPOINT_BYTES or CHECKPOINT_SECONDS."""
-
-    def __init__(self, fd: int, progress: Progress, version: Version, url: str) -> None:
-        self.fd, self.progress, self.version, self.url = fd, progress, version, url
-        self.synced_at = time.monotonic()
-        self.synced_offset: int | None = None  # None until the first background checkpoint
-        self.thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-        self.dropped_offset = 0  # the part file's pages below this were fsynced and let go from the cache
-
-    def maybe_checkpoint(self, offset: int) -> None:
-        if self.thread is not None and self.thread.is_alive():
-            return
-        self._raise_pending()
-        # Small files finish before the first interval and are saved once, at the end, with no thread.
-        due_bytes = offset - (self.synced_offset or 0) >= CHECKPOINT_BYTES
-        if due_bytes or time.monotonic() - self.synced_at >= CHECKPOINT_SECONDS:
-            self.synced_at, self.synced_offset = time.monotonic(), offset
-            self.thread = threading.Thread(target=self._sync, args=(offset,), daemon=True)
-            self.thread.start()
-
-    def _sync(self, offset: int) -> None:
-        try:
-            os.fsync(self.fd)  # every byte below `offset` was written before this started
-            libc.write_back_and_drop(self.fd, self.dropped_offset, offset)
-            self.dropped_offset = offset
-            self.progress.checkpoint(offset, self.version, self.url)
-        except BaseException as exc:
-            self.error = exc
-
-    def finish(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
-        self._raise_pending()
-
-    def _raise_pending(self) -> None:
-        if self.error is not None:
-            error, self.error = self.error, None
-            if isinstance(error, OSError):
-                raise local_error(error, "part file")
-            raise error
 
 
 def _save(fd: int, progress: Progress, offset: int, version: Version, url: str) -> None:

@@ -9,7 +9,8 @@ from urllib.parse import unquote, urlsplit
 from bitscli.model import ErrorContext
 from bitscli.transfer import files
 from bitscli.transfer.classify import TransferError, local_error
-from bitscli.transfer.http import CHECKPOINT_BYTES, CHECKPOINT_SECONDS, CHUNK, Download, Progress, Stopped, Version
+from bitscli.transfer.http import CHUNK, Download, Progress, Stopped, Version
+from bitscli.transfer.sink import CHECKPOINT_BYTES, CHECKPOINT_SECONDS
 
 E_FILE_NOT_FOUND = 0x80070002
 

@@ -1,0 +1,117 @@
+"""The part file's writer thread: the disk write overlaps the next network read; checkpoints follow fsyncs."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bitscli import libc
+from bitscli.transfer import files
+from bitscli.transfer.classify import local_error
+
+if TYPE_CHECKING:
+    from bitscli.transfer.http import Progress, Version
+
+CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
+CHECKPOINT_SECONDS = 1.0  # ...or this often, whichever comes first
+QUEUED_CHUNKS = 8  # read-ahead while the disk is busy: 8 MiB of 1 MiB reads, the daemon's memory stays flat
+
+
+class PartWriter:
+    """Writes chunks at the end of the part file on its own thread.
+
+    On a 2-core VM, 1 GiB from nginx took 1.65-1.9 s with the read and the write in turn on one thread,
+    and 1.33-1.6 s with the write on this one (the socket and the page cache each cost ~0.7 s of copying).
+    """
+
+    def __init__(self, fd: int, offset: int, progress: Progress, version: Version, url: str) -> None:
+        self.fd, self.offset = fd, offset  # bytes written so far; read it only after close()
+        self.syncer = Syncer(fd, progress, version, url)
+        self.error: BaseException | None = None  # the first disk error; the reader stops when it sees it
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
+        self.thread = threading.Thread(target=self._run, name="part-writer", daemon=True)
+        self.thread.start()
+
+    def write(self, chunk: bytes) -> None:
+        self.chunks.put(chunk)
+
+    def close(self) -> int:
+        """Wait for every queued byte and the checkpoint in flight; the offset written. Raises a disk error."""
+        if self.thread.is_alive():
+            self.chunks.put(None)
+            self.thread.join()
+            if self.error is None:
+                self._capture(self.syncer.finish)
+        if self.error is not None:
+            error, self.error = self.error, None
+            if isinstance(error, OSError):
+                raise local_error(error, "part file") from None
+            raise error
+        return self.offset
+
+    def _run(self) -> None:
+        while (chunk := self.chunks.get()) is not None:
+            if self.error is None:  # after an error, only drain: the reader stops at its next chunk
+                self._capture(self._write, chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        files.write_all(self.fd, chunk)
+        self.offset += len(chunk)
+        self.syncer.maybe_checkpoint(self.offset)
+
+    def _capture(self, call: Callable[..., None], *args: object) -> None:
+        try:
+            call(*args)
+        except BaseException as exc:  # handed to the reading thread by close()
+            self.error = exc
+
+
+class Syncer:
+    """At most one fsync-then-checkpoint in flight, started every CHECKPOINT_BYTES or CHECKPOINT_SECONDS.
+
+    It runs behind the writes, so the disk's write-back overlaps the network instead of stalling it.
+    """
+
+    def __init__(self, fd: int, progress: Progress, version: Version, url: str) -> None:
+        self.fd, self.progress, self.version, self.url = fd, progress, version, url
+        self.synced_at = time.monotonic()
+        self.synced_offset: int | None = None  # None until the first background checkpoint
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.dropped_offset = 0  # the part file's pages below this were fsynced and let go from the cache
+
+    def maybe_checkpoint(self, offset: int) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self._raise_pending()
+        # Small files finish before the first interval and are saved once, at the end, with no thread.
+        due_bytes = offset - (self.synced_offset or 0) >= CHECKPOINT_BYTES
+        if due_bytes or time.monotonic() - self.synced_at >= CHECKPOINT_SECONDS:
+            self.synced_at, self.synced_offset = time.monotonic(), offset
+            self.thread = threading.Thread(target=self._sync, args=(offset,), daemon=True)
+            self.thread.start()
+
+    def _sync(self, offset: int) -> None:
+        try:
+            os.fsync(self.fd)  # every byte below `offset` was written before this started
+            libc.write_back_and_drop(self.fd, self.dropped_offset, offset)
+            self.dropped_offset = offset
+            self.progress.checkpoint(offset, self.version, self.url)
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        self._raise_pending()
+
+    def _raise_pending(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            if isinstance(error, OSError):
+                raise local_error(error, "part file")
+            raise error

@@ -1,0 +1,115 @@
+"""A disk that fills mid-download (a real 1 MiB tmpfs): a transient LOCAL_FILE error, then resumed intact."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bitscli import service
+from bitscli.model import ErrorContext, JobState
+from bitscli.transfer.classify import E_DISK_FULL, TransferError
+from bitscli.transfer.client import Client
+from bitscli.transfer.http import Download, Version, download
+
+from .daemonproc import FakeClock, run_once, state
+from .faultserver import FaultServer
+
+DATA = os.urandom(3 * 1024 * 1024 + 11)  # three times the disk
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Disk:
+    """A tmpfs of a given size; grow() remounts it larger, as a user freeing space would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def grow(self) -> None:
+        subprocess.run(["mount", "-o", "remount,size=16m", str(self.path)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Disk]:
+    path = tmp_path / "small"
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"mounting a tmpfs needs root: {mounted.stderr.decode().strip()}")
+    yield Disk(path)
+    subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    srv = FaultServer()
+    srv.put("/f", DATA)
+    yield srv
+    srv.close()
+
+
+class Checkpoints:
+    """The engine's Progress: remembers the last durable offset."""
+
+    def __init__(self) -> None:
+        self.offset, self.version = 0, Version()
+
+    def transferring(self, abort, url) -> None:
+        pass
+
+    def checkpoint(self, offset: int, version: Version, url: str) -> None:
+        self.offset, self.version = offset, version
+
+    def stop_requested(self) -> bool:
+        return False
+
+
+def test_the_engine_reports_a_full_disk_and_resumes_after_space_is_freed(server, small_disk: Disk) -> None:
+    part, progress = small_disk.path / ".part", Checkpoints()
+    client = Client()
+    with pytest.raises(TransferError) as caught:
+        download(client, Download(server.url("/f"), str(part), timeout=(5, 5)), progress)
+    assert caught.value.code == E_DISK_FULL
+    assert caught.value.context is ErrorContext.LOCAL_FILE
+    assert caught.value.transient  # space can be freed
+    written = part.read_bytes()
+    assert 0 < len(written) <= 1 << 20
+    assert written == DATA[: len(written)]  # what did fit is the true prefix
+    assert progress.offset <= len(written)
+    small_disk.grow()
+    job = Download(server.url("/f"), str(part), offset=progress.offset, known=progress.version, timeout=(5, 5))
+    download(client, job, progress)
+    client.close()
+    assert sha(part.read_bytes()) == sha(DATA)
+
+
+def test_a_job_waits_in_transient_error_and_completes_once_the_disk_has_room(
+    new_daemon, ok, server, small_disk: Disk
+) -> None:
+    clock = FakeClock()
+    target = small_disk.path / "f"
+    job = ok("create", "--raw", "full").stdout
+    ok("addfile", job, server.url("/f"), str(target))
+    ok("setminretrydelay", job, "60")
+    ok("resume", job)
+    daemon = new_daemon(clock)
+    run_once(daemon)
+    found = service.get_job(service.open_context(), job)
+    assert found.state is JobState.TRANSIENT_ERROR
+    assert found.error is not None
+    assert found.error.code == E_DISK_FULL
+    assert found.error.context is ErrorContext.LOCAL_FILE
+    assert not target.exists()  # nothing under the final name
+    small_disk.grow()
+    clock.advance(60)
+    run_once(daemon)
+    assert state(job) is JobState.TRANSFERRED
+    ok("complete", job)
+    assert sha(target.read_bytes()) == sha(DATA)
