@@ -21,7 +21,7 @@ from bitscli.errors import (
     LimitExceeded,
     NotSupported,
 )
-from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobPriority, JobType
+from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobPriority, JobState, JobType
 from bitscli.store import Queue, Transaction, open_queue
 
 _DAY = 86_400
@@ -84,6 +84,13 @@ def _change(ctx: Context, ref: str, change: Callable[[Job, float], Job]) -> Job:
 def queue_version(ctx: Context) -> int:
     """Changes whenever another process commits to the queue: poll this, load jobs only when it moves."""
     return ctx.queue.data_version()
+
+
+def job_state(ctx: Context, job_id: str) -> JobState | None:
+    """A job's state by GUID without loading its files (cheap for jobs of thousands); None if it is gone."""
+    with ctx.queue.read() as tx:
+        header = tx.job_header(job_id)
+    return header.state if header else None
 
 
 def get_job(ctx: Context, ref: str) -> Job:

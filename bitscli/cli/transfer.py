@@ -75,21 +75,28 @@ def _follow(ctx: service.Context, job_id: str, timeout: float | None = None) -> 
     """Show progress until the job is TRANSFERRED, in ERROR or finished; TRANSIENT_ERROR keeps waiting."""
     view = liveview.TransferView()
     deadline = None if timeout is None else time.monotonic() + timeout
-    seen, refresh_at = None, 0.0
+    seen, ended, refresh_at = None, False, 0.0
     try:
         while True:
             version = service.queue_version(ctx)
-            if version != seen or time.monotonic() >= refresh_at:
-                seen, refresh_at = version, time.monotonic() + REFRESH_SECONDS
+            if version != seen:  # the daemon commits often: read only the state, not every file of the job
+                seen, ended = version, _ended(service.job_state(ctx, job_id))
+            if ended or time.monotonic() >= refresh_at:
+                refresh_at = time.monotonic() + REFRESH_SECONDS
                 job = service.get_job(ctx, job_id)
                 view.update(job)
-                if job.state in (JobState.TRANSFERRED, JobState.ERROR) or job.state.is_final:
+                if _ended(job.state):
                     return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise _Timeout(job)
             time.sleep(WAKE_SECONDS)
     finally:
         view.close()
+
+
+def _ended(state: JobState | None) -> bool:
+    """Where `transfer` and `wait` stop following; None (the job is gone) is settled by loading it."""
+    return state is None or state in (JobState.TRANSFERRED, JobState.ERROR) or state.is_final
 
 
 class _Timeout(Exception):

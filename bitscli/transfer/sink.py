@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 
 CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
 CHECKPOINT_SECONDS = 1.0  # ...or this often, whichever comes first
+INLINE_BYTES = 1 << 20  # small files are written by the reading thread itself
 QUEUED_CHUNKS = 8  # read-ahead while the disk is busy: 8 MiB of 1 MiB reads, the daemon's memory stays flat
 
 
 class PartWriter:
-    """Writes chunks at the end of the part file on its own thread.
+    """Writes chunks at the end of the part file, past the first MiB in a thread of its own.
 
     On a 2-core VM, 1 GiB from nginx took 1.65-1.9 s with the read and the write in turn on one thread,
     and 1.33-1.6 s with the write on this one (the socket and the page cache each cost ~0.7 s of copying).
@@ -33,17 +34,26 @@ class PartWriter:
         self.syncer = Syncer(fd, progress, version, url)
         self.error: BaseException | None = None  # the first disk error; the reader stops when it sees it
         self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
-        self.thread = threading.Thread(target=self._run, name="part-writer", daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None  # started once INLINE_BYTES are written
+        self.start, self.closed = offset, False
 
     def write(self, chunk: bytes) -> None:
+        if self.thread is None:
+            if self.offset - self.start < INLINE_BYTES:
+                # The first MiB is written here: a thread costs more than a small file's few short reads.
+                self._capture(self._write, chunk)
+                return
+            self.thread = threading.Thread(target=self._run, name="part-writer", daemon=True)
+            self.thread.start()
         self.chunks.put(chunk)
 
     def close(self) -> int:
         """Wait for every queued byte and the checkpoint in flight; the offset written. Raises a disk error."""
-        if self.thread.is_alive():
-            self.chunks.put(None)
-            self.thread.join()
+        if not self.closed:
+            self.closed = True
+            if self.thread is not None:
+                self.chunks.put(None)
+                self.thread.join()
             if self.error is None:
                 self._capture(self.syncer.finish)
         if self.error is not None:
