@@ -79,6 +79,7 @@ class UploadRecorder:
 def run(worker: Worker, queue: Queue, client: Client) -> None:
     """Upload the job's file, fetch the reply of an upload-reply job, close the session, then TRANSFERRED."""
     quick = 0
+    worker.abort_transfer = client.abort  # a stop breaks a fragment in flight, or the wait for its Ack
     while True:
         with queue.read() as tx:
             job = tx.job_header(worker.job_id)

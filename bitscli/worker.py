@@ -124,6 +124,11 @@ class Worker(threading.Thread):
         return True
 
     def fail(self, queue: Queue, index: int | None, err: TransferError) -> None:
+        if self.stopping.is_set():
+            # A stop (suspend, cancel, pre-emption, daemon stop) breaks the connection on purpose: the
+            # error that follows is ours, and must not turn a SUSPENDED job into TRANSIENT_ERROR.
+            log.info("job %s file %s: stopped (%s)", self.job_id, index, err.message)
+            return
         log.warning("job %s file %s: %s", self.job_id, index, err.message)
         self.update(queue, lambda j, now: lifecycle.failed(
             j, index, err.code, err.context, err.message, err.transient, now, err.retry_after,

@@ -25,6 +25,7 @@ class Fault:
     ignore_range: bool = False  # answer 200 with the whole file
     wrong_range: bool = False  # answer 206 starting 10 bytes later than asked
     trickle: float | None = None  # seconds between single bytes
+    stall: float | None = None  # seconds of silence after the headers, before the first body byte
     times: int = 1  # how many requests this fault applies to
 
 
@@ -150,6 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _body(self, body: bytes, fault: Fault | None) -> None:
+        if fault and fault.stall:
+            time.sleep(fault.stall)
         if fault and fault.trickle:
             for i in range(len(body)):
                 self.wfile.write(body[i : i + 1])

@@ -385,3 +385,24 @@ def test_transfer_without_a_daemon_says_so_and_ctrl_c_cancels(home: Path, server
     assert b"warning: no daemon runs for this queue" in err
     assert child.returncode == 130
     assert state("nodaemon") is JobState.CANCELLED
+
+
+@pytest.mark.parametrize("stall", [{"trickle": 60}, {"stall": 60}], ids=["after-a-byte", "before-any-byte"])
+def test_suspend_during_a_stalled_read_leaves_the_job_suspended(
+    new_daemon, ok, server, tmp_path: Path, stall: dict[str, float]
+) -> None:
+    server.fault(times=1, **stall)  # a minute of silence, the worker blocked in a read
+    job = ok("create", "--raw", "stalled").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("resume", job)
+    daemon = new_daemon()
+    daemon.tick()
+    worker = daemon.workers[job]
+    wait_for(lambda: server.gets("/f"))
+    ok("suspend", job)
+    daemon.tick()  # the daemon stops the worker, which breaks the read
+    worker.join(20)
+    assert not worker.is_alive()  # it did not wait out the stall
+    found = service.get_job(service.open_context(), job)
+    assert found.state is JobState.SUSPENDED  # the broken read is ours, not a transient error
+    assert found.error is None

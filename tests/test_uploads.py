@@ -434,3 +434,32 @@ def test_a_server_without_bits_uploads_is_a_clear_fatal_error(new_daemon, ok, tm
         assert error["context"] == "REMOTE_FILE"
     finally:
         plain.close()
+
+
+def test_suspend_while_the_server_application_holds_the_last_ack(new_daemon, ok, tmp_path: Path) -> None:
+    root = tmp_path / "served"
+    root.mkdir()
+    started = tmp_path / "application-started"
+    script = tmp_path / "slow-app.sh"
+    script.write_text(f'#!/bin/sh\ntouch "{started}"\nsleep 60\ncat\n')  # takes a minute to answer
+    script.chmod(0o755)
+    server = ServeProcess(root, "--uploads", "/", "--notification-type", "2", "--notification-command", str(script))
+    server.start()
+    try:
+        source = tmp_path / "q.txt"
+        source.write_bytes(b"question")
+        job = upload_job(ok, f"{server.url}/q.txt", source, "--upload-reply")
+        daemon = new_daemon()
+        daemon.tick()
+        worker = daemon.workers[job]
+        wait_for(started.exists)  # every byte is sent; the worker waits for the last fragment's Ack
+        ok("suspend", job)
+        daemon.tick()
+        worker.join(20)
+        assert not worker.is_alive()  # it did not wait the application's minute
+        found = service.get_job(service.open_context(), job)
+        assert found.state is JobState.SUSPENDED
+        assert found.error is None
+        assert upload_state(job).session_id  # the session is kept for the resume
+    finally:
+        server.stop()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +12,7 @@ from typing import Any
 import requests
 import requests.auth
 import urllib3
+import urllib3.connection
 import urllib3.util
 
 _DRAIN_LIMIT = 64 * 1024  # read what is left of a body this small rather than drop the connection
@@ -43,17 +47,63 @@ class Response:
         self.close()
 
 
+# The connection each thread sent its latest request on, so that another thread can break it (see abort).
+_LAST_CONNECTION: dict[int, urllib3.connection.HTTPConnection] = {}
+
+
+class _Tracked:
+    """Records the connection a request goes out on; urllib3 pools take the class as ConnectionCls."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _LAST_CONNECTION[threading.get_ident()] = self  # type: ignore[assignment]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_Tracked, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Tracked, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 class Client:
-    """Keep-alive connections for the files of one job (requests costs about a millisecond more per request)."""
+    """Keep-alive connections for the files of one job (requests costs about a millisecond more per request).
+
+    Made and used by one thread (the job's worker); abort() is the one call meant for other threads.
+    """
 
     def __init__(self) -> None:
         self.pool = urllib3.PoolManager(num_pools=16, maxsize=2, retries=False)
+        self.pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self._session: requests.Session | None = None
+        self._thread = threading.get_ident()
 
     def close(self) -> None:
         self.pool.clear()
+        _LAST_CONNECTION.pop(self._thread, None)
         if self._session is not None:
             self._session.close()
+
+    def abort(self) -> None:
+        """Break the request in flight, from another thread: a blocked send or wait for the answer fails at once.
+
+        An upload's last Ack may take the server application 5 minutes (bits.md §4); a suspend must not wait
+        for it. Requests through a proxy or an NTLM/Negotiate login (the requests path) are not reached.
+        """
+        connection = _LAST_CONNECTION.get(self._thread)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def send(
         self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], options: Mapping[str, Any],

@@ -270,6 +270,8 @@ class packet:  # lower case: used as a context manager, like open()
                 protocol.METHOD, self.url, self.headers, self.timeout, self.up.request_options, self.body
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if self.events is not None and self.events.stop_requested():
+                raise Stopped from None  # the worker broke the connection to stop (Client.abort)
             raise self._unreachable(exc) from None
         if protocol.error_code(self.response.headers) == protocol.BG_E_SESSION_NOT_FOUND:
             self.response.close()
