@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
 CHECKPOINT_SECONDS = 1.0  # ...or this often, whichever comes first
 INLINE_BYTES = 1 << 20  # small files are written by the reading thread itself
-QUEUED_CHUNKS = 8  # read-ahead while the disk is busy: 8 MiB of 1 MiB reads, the daemon's memory stays flat
+# Read-ahead while the disk is busy, in 1 MiB reads. Two are enough here (1 GiB, worker only: 1.20-1.35 s
+# against 1.26-2.21 s with 8), and six concurrent foreground downloads peak at 68-71 MiB RSS instead of 100-108.
+QUEUED_CHUNKS = 2
 
 
 class PartWriter:
