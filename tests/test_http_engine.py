@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -411,3 +412,52 @@ def test_https_with_a_trusted_ca_and_refusal_of_an_untrusted_one(tmp_path: Path,
     finally:
         client.close()
         server.close()
+
+
+class StopAtRead:
+    """Progress that asks for a stop at the n-th check, which the copy makes before each read."""
+
+    def __init__(self, stop_at: int) -> None:
+        self.checks, self.stop_at = 0, stop_at
+        self.offset, self.version = 0, Version()
+
+    def transferring(self, abort, url) -> None:
+        pass
+
+    def checkpoint(self, offset: int, version: Version, url: str) -> None:
+        self.offset, self.version = offset, version
+
+    def stop_requested(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.stop_at
+
+
+def test_a_local_copy_stops_with_its_bytes_saved_and_resumes(tmp_path: Path) -> None:
+    from bitscli.transfer import local
+
+    source = tmp_path / "source.bin"
+    data = os.urandom(5 * 1024 * 1024 + 1)
+    source.write_bytes(data)
+    part = tmp_path / "p"
+    progress = StopAtRead(stop_at=4)  # three 1 MiB reads, then the stop
+    with pytest.raises(Stopped):
+        local.copy(Download(url=source.as_uri(), part=str(part)), progress)
+    assert progress.offset == 3 * 1024 * 1024  # the checkpoint names every byte written, all fsynced
+    assert part.read_bytes() == data[: progress.offset]
+    resumed = StopAtRead(stop_at=10**6)
+    job = Download(url=source.as_uri(), part=str(part), offset=progress.offset, known=progress.version)
+    version = local.copy(job, resumed)
+    assert version.size == len(data)
+    assert sha(part.read_bytes()) == sha(data)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/mem is Linux's")
+def test_a_local_source_that_cannot_be_read_is_a_remote_file_error(tmp_path: Path) -> None:
+    from bitscli.transfer import local
+
+    part = tmp_path / "p"
+    with pytest.raises(TransferError) as caught:  # /proc/self/mem opens, and reading its byte 0 fails (EIO)
+        local.copy(Download(url="/proc/self/mem", part=str(part)), StopAtRead(stop_at=10**6))
+    assert caught.value.context is ErrorContext.REMOTE_FILE  # the source, not our part file
+    assert "Input/output error" in caught.value.message
+    assert part.read_bytes() == b""

@@ -285,10 +285,10 @@ def stream(
                 break
             writer.write(chunk)
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:  # only the network reads here
-        _save(fd, progress, writer.close(), version, url)
+        writer.save()
         raise transport_error(exc, url) from None
     except Stopped:
-        _save(fd, progress, writer.close(), version, url)
+        writer.save()
         raise
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -297,14 +297,6 @@ def stream(
     offset = writer.close()
     expected = version.size if end is None else end  # where this body must end in the part file
     if expected != UNKNOWN and offset != expected:
-        _save(fd, progress, offset, version, url)
+        writer.save()
         raise protocol_error(f"the body ended at byte {offset} of {expected} from {url}")
     return Version(offset, version.etag, version.last_modified)
-
-
-def _save(fd: int, progress: Progress, offset: int, version: Version, url: str) -> None:
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        raise local_error(exc, "part file") from None
-    progress.checkpoint(offset, version, url)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
 from urllib.parse import unquote, urlsplit
 
 from bitscli.model import ErrorContext
-from bitscli.transfer import files
+from bitscli.transfer import files, sink
 from bitscli.transfer.classify import TransferError, local_error
 from bitscli.transfer.http import CHUNK, Download, Progress, Stopped, Version
-from bitscli.transfer.sink import CHECKPOINT_BYTES, CHECKPOINT_SECONDS
 
 E_FILE_NOT_FOUND = 0x80070002
 
@@ -49,23 +48,28 @@ def copy(job: Download, progress: Progress) -> Version:
 
 
 def _copy(src, fd: int, offset: int, version: Version, progress: Progress, url: str) -> Version:  # type: ignore[no-untyped-def]
+    """This thread reads the source; a PartWriter writes, fsyncs and checkpoints behind it, as for HTTP."""
     src.seek(offset)
-    synced_at, synced_offset = time.monotonic(), offset
+    writer = sink.PartWriter(fd, offset, progress, version, url)
     try:
-        while True:
+        while writer.error is None:  # a disk error stops the reading; close() raises it
             if progress.stop_requested():
-                os.fsync(fd)
-                progress.checkpoint(offset, version, url)
                 raise Stopped
-            chunk = src.read(CHUNK)
+            try:
+                chunk = src.read(CHUNK)
+            except OSError as exc:  # the source is the remote side of a file:// download
+                writer.save()
+                error = local_error(exc, url)
+                raise TransferError(error.message, code=error.code, context=ErrorContext.REMOTE_FILE,
+                                    transient=error.transient) from None  # fmt: skip
             if not chunk:
                 break
-            files.write_all(fd, chunk)
-            offset += len(chunk)
-            if offset - synced_offset >= CHECKPOINT_BYTES or time.monotonic() - synced_at >= CHECKPOINT_SECONDS:
-                os.fsync(fd)
-                progress.checkpoint(offset, version, url)
-                synced_at, synced_offset = time.monotonic(), offset
-    except OSError as exc:
-        raise local_error(exc, "part file") from None
-    return Version(offset, None, version.last_modified)
+            writer.write(chunk)
+    except Stopped:
+        writer.save()
+        raise
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            writer.close()  # leave no writer thread behind
+        raise
+    return Version(writer.close(), None, version.last_modified)

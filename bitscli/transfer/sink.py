@@ -65,6 +65,16 @@ class PartWriter:
             raise error
         return self.offset
 
+    def save(self) -> int:
+        """Close, then fsync and checkpoint what was written (a stop, or a body cut short); the offset."""
+        offset = self.close()
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise local_error(exc, "part file") from None
+        self.syncer.progress.checkpoint(offset, self.syncer.version, self.syncer.url)
+        return offset
+
     def _run(self) -> None:
         while (chunk := self.chunks.get()) is not None:
             if self.error is None:  # after an error, only drain: the reader stops at its next chunk
