@@ -210,10 +210,17 @@ def main() -> int:
     print(f"{'case':<40}{'seconds':>9}{'ratio':>8}")
     for name, seconds, ratio in results:
         print(f"{name:<40}{seconds:>9.2f}{ratio:>8}")
+    print(rounds_line({"curl": curl_times, "bitscli": ours_times}))
+    print(rounds_line({"wget": wget_times, "aria2c": aria_times, "bitscli": small_times}))
     print(f"daemon peak RSS: {rss_mid:.1f} MiB for 100 MiB, {rss_big:.1f} MiB for {args.big_mib} MiB")
     if max(rss_mid, rss_big) > 80:
         failures.append("daemon peak RSS over 80 MiB")
     return report(failures)
+
+
+def rounds_line(named: dict[str, list[float]]) -> str:
+    """Every round's seconds, not just the median: identical runs on a VM can differ by 2x."""
+    return "rounds (s): " + "; ".join(f"{name} " + " ".join(f"{x:.2f}" for x in xs) for name, xs in named.items())
 
 
 def report(failures: list[str]) -> int:

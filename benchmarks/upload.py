@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from download import Bitscli, ensure_tools, make_file, peak_rss_mib, report, start_nginx
+from download import Bitscli, ensure_tools, make_file, peak_rss_mib, report, rounds_line, start_nginx
 
 
 def start_serve(root: Path) -> tuple[subprocess.Popen[str], str]:
@@ -102,6 +102,7 @@ def main() -> int:
           "  (vs the serve download)")  # fmt: skip
     print(f"{'bitscli transfer --upload to bitscli serve':<44}{upload_s:>9.2f}{upload_s / serve_s:>8.2f}"
           "  (vs the serve download; target <= 2)")  # fmt: skip
+    print(rounds_line({"nginx": nginx_times, "serve": serve_times, "upload": upload_times}))
     print(f"peak RSS: daemon {rss_daemon:.1f} MiB, bitscli serve {rss_serve:.1f} MiB")
     if serve_s > 1.5 * nginx_s:
         failures.append(f"bitscli serve download is {serve_s / nginx_s:.2f}x nginx (target <= 1.5)")
