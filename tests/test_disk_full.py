@@ -32,8 +32,8 @@ class Disk:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def grow(self) -> None:
-        subprocess.run(["mount", "-o", "remount,size=16m", str(self.path)], check=True)
+    def grow(self, size: str = "16m") -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True)
 
 
 @pytest.fixture
@@ -113,3 +113,22 @@ def test_a_job_waits_in_transient_error_and_completes_once_the_disk_has_room(
     assert state(job) is JobState.TRANSFERRED
     ok("complete", job)
     assert sha(target.read_bytes()) == sha(DATA)
+
+
+def test_a_local_copy_on_a_full_disk_is_transient_and_resumes(small_disk: Disk) -> None:
+    from bitscli.transfer import local
+
+    small_disk.grow("4m")
+    source = small_disk.path / "source.bin"  # on the same filesystem: the kernel copies (copy_file_range)
+    data = os.urandom(5 * 1024 * 1024 // 2)
+    source.write_bytes(data)
+    part, progress = small_disk.path / ".part", Checkpoints()
+    with pytest.raises(TransferError) as caught:
+        local.copy(Download(source.as_uri(), str(part)), progress)
+    assert caught.value.code == E_DISK_FULL
+    assert caught.value.context is ErrorContext.LOCAL_FILE
+    assert caught.value.transient
+    assert part.read_bytes() == data[: part.stat().st_size]
+    small_disk.grow()
+    local.copy(Download(source.as_uri(), str(part), offset=progress.offset, known=progress.version), progress)
+    assert sha(part.read_bytes()) == sha(data)

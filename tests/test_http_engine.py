@@ -432,17 +432,25 @@ class StopAtRead:
         return self.checks >= self.stop_at
 
 
-def test_a_local_copy_stops_with_its_bytes_saved_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("path", "stop_at", "stopped_at"),
+    [("kernel", 3, 16 << 20), ("read-write", 4, 3 << 20)],  # two 8 MiB copy_file_range calls, or three 1 MiB reads
+)
+def test_a_local_copy_stops_with_its_bytes_saved_and_resumes(
+    tmp_path: Path, monkeypatch, path: str, stop_at: int, stopped_at: int
+) -> None:
     from bitscli.transfer import local
 
+    if path == "read-write":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)  # as on macOS and Windows
     source = tmp_path / "source.bin"
-    data = os.urandom(5 * 1024 * 1024 + 1)
+    data = os.urandom(20 * 1024 * 1024 + 1)
     source.write_bytes(data)
     part = tmp_path / "p"
-    progress = StopAtRead(stop_at=4)  # three 1 MiB reads, then the stop
+    progress = StopAtRead(stop_at=stop_at)
     with pytest.raises(Stopped):
         local.copy(Download(url=source.as_uri(), part=str(part)), progress)
-    assert progress.offset == 3 * 1024 * 1024  # the checkpoint names every byte written, all fsynced
+    assert progress.offset == stopped_at  # the checkpoint names every byte written, all fsynced
     assert part.read_bytes() == data[: progress.offset]
     resumed = StopAtRead(stop_at=10**6)
     job = Download(url=source.as_uri(), part=str(part), offset=progress.offset, known=progress.version)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from urllib.parse import unquote, urlsplit
 
-from bitscli.model import ErrorContext
+from bitscli.model import UNKNOWN, ErrorContext
 from bitscli.transfer import files, sink
 from bitscli.transfer.classify import TransferError, local_error
 from bitscli.transfer.http import CHUNK, Download, Progress, Stopped, Version
 
 E_FILE_NOT_FOUND = 0x80070002
+KERNEL_CHUNK = 8 << 20  # bytes per copy_file_range call: a stop is seen between calls
 
 
 def source_path(remote: str) -> str:
@@ -40,16 +42,51 @@ def copy(job: Download, progress: Progress) -> Version:
                 files.restart(fd)
                 offset = 0
             progress.transferring(lambda: None, job.url)
-            return _copy(src, fd, offset, version, progress, job.url)
+            offset = _copy_in_kernel(src.fileno(), fd, offset, version, progress, job.url)
+            return _copy(src, fd, offset, version, progress, job.url)  # the rest, if the kernel left any
         finally:
             os.close(fd)
     finally:
         src.close()
 
 
+def _copy_in_kernel(src_fd: int, fd: int, offset: int, version: Version, progress: Progress, url: str) -> int:
+    """copy_file_range(2): the kernel copies, no byte passes through Python; returns where it stopped.
+
+    1 GiB on ext4 here: 0.4 s for `cp` (the same call) against 1.9-2.05 s through 1 MiB reads and writes.
+    It stops early wherever the kernel cannot go on, and the read/write path takes over from there:
+    - on other platforms;
+    - across filesystems (EXDEV since Linux 5.19);
+    - on files whose size lies (procfs says 0);
+    - on errors it cannot attribute (an EIO may be either side's).
+    """
+    if not hasattr(os, "copy_file_range") or version.size in (UNKNOWN, 0):
+        return offset
+    syncer = sink.Syncer(fd, progress, version, url)
+    try:
+        while offset < version.size:
+            if progress.stop_requested():
+                syncer.save(offset)
+                raise Stopped
+            try:
+                copied = os.copy_file_range(src_fd, fd, min(KERNEL_CHUNK, version.size - offset), offset, offset)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise local_error(exc, "part file") from None  # only the part file grows
+                break
+            if not copied:  # the source shrank: the read path finds the end
+                break
+            offset += copied
+            syncer.maybe_checkpoint(offset)
+    finally:
+        syncer.finish()
+    return offset
+
+
 def _copy(src, fd: int, offset: int, version: Version, progress: Progress, url: str) -> Version:  # type: ignore[no-untyped-def]
     """This thread reads the source; a PartWriter writes, fsyncs and checkpoints behind it, as for HTTP."""
     src.seek(offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # copy_file_range wrote at explicit offsets and left the position alone
     writer = sink.PartWriter(fd, offset, progress, version, url)
     try:
         while writer.error is None:  # a disk error stops the reading; close() raises it

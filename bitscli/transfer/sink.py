@@ -68,11 +68,7 @@ class PartWriter:
     def save(self) -> int:
         """Close, then fsync and checkpoint what was written (a stop, or a body cut short); the offset."""
         offset = self.close()
-        try:
-            os.fsync(self.fd)
-        except OSError as exc:
-            raise local_error(exc, "part file") from None
-        self.syncer.progress.checkpoint(offset, self.syncer.version, self.syncer.url)
+        self.syncer.save(offset)
         return offset
 
     def _run(self) -> None:
@@ -130,6 +126,15 @@ class Syncer:
         if self.thread is not None:
             self.thread.join()
         self._raise_pending()
+
+    def save(self, offset: int) -> None:
+        """Wait for the checkpoint in flight, then fsync and checkpoint ``offset`` (every byte below it written)."""
+        self.finish()
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise local_error(exc, "part file") from None
+        self.progress.checkpoint(offset, self.version, self.url)
 
     def _raise_pending(self) -> None:
         if self.error is not None:
