@@ -53,7 +53,7 @@ def copy(job: Download, progress: Progress) -> Version:
 def _copy_in_kernel(src_fd: int, fd: int, offset: int, version: Version, progress: Progress, url: str) -> int:
     """copy_file_range(2): the kernel copies, no byte passes through Python; returns where it stopped.
 
-    1 GiB on ext4 here: 0.4 s for `cp` (the same call) against 1.9-2.05 s through 1 MiB reads and writes.
+    1 GiB by `bitscli transfer` on ext4, 3 interleaved runs: 1.11-1.26 s, against 1.40-1.42 s with 1 MiB reads.
     It stops early wherever the kernel cannot go on, and the read/write path takes over from there:
     - on other platforms;
     - across filesystems (EXDEV since Linux 5.19);
