@@ -14,10 +14,11 @@ from bitscli import service
 from bitscli.model import ErrorContext, JobState
 from bitscli.transfer.classify import E_DISK_FULL, TransferError
 from bitscli.transfer.client import Client
-from bitscli.transfer.http import Download, Version, download
+from bitscli.transfer.http import Download, download
 
 from .daemonproc import FakeClock, run_once, state
 from .faultserver import FaultServer
+from .progress import Checkpoints
 
 DATA = os.urandom(3 * 1024 * 1024 + 11)  # three times the disk
 
@@ -53,22 +54,6 @@ def server() -> Iterator[FaultServer]:
     srv.put("/f", DATA)
     yield srv
     srv.close()
-
-
-class Checkpoints:
-    """The engine's Progress: remembers the last durable offset."""
-
-    def __init__(self) -> None:
-        self.offset, self.version = 0, Version()
-
-    def transferring(self, abort, url) -> None:
-        pass
-
-    def checkpoint(self, offset: int, version: Version, url: str) -> None:
-        self.offset, self.version = offset, version
-
-    def stop_requested(self) -> bool:
-        return False
 
 
 def test_the_engine_reports_a_full_disk_and_resumes_after_space_is_freed(server, small_disk: Disk) -> None:

@@ -16,6 +16,7 @@ from bitscli.transfer.client import Client
 from bitscli.transfer.http import Download, Stopped, Version, download, parse_content_range
 
 from .faultserver import FaultServer
+from .progress import Checkpoints
 
 DATA = os.urandom(3 * 1024 * 1024 + 123)
 
@@ -414,24 +415,6 @@ def test_https_with_a_trusted_ca_and_refusal_of_an_untrusted_one(tmp_path: Path,
         server.close()
 
 
-class StopAtRead:
-    """Progress that asks for a stop at the n-th check, which the copy makes before each read."""
-
-    def __init__(self, stop_at: int) -> None:
-        self.checks, self.stop_at = 0, stop_at
-        self.offset, self.version = 0, Version()
-
-    def transferring(self, abort, url) -> None:
-        pass
-
-    def checkpoint(self, offset: int, version: Version, url: str) -> None:
-        self.offset, self.version = offset, version
-
-    def stop_requested(self) -> bool:
-        self.checks += 1
-        return self.checks >= self.stop_at
-
-
 @pytest.mark.parametrize(
     ("path", "stop_at", "stopped_at"),
     [("kernel", 3, 16 << 20), ("read-write", 4, 3 << 20)],  # two 8 MiB copy_file_range calls, or three 1 MiB reads
@@ -447,12 +430,12 @@ def test_a_local_copy_stops_with_its_bytes_saved_and_resumes(
     data = os.urandom(20 * 1024 * 1024 + 1)
     source.write_bytes(data)
     part = tmp_path / "p"
-    progress = StopAtRead(stop_at=stop_at)
+    progress = Checkpoints(stop_at=stop_at)
     with pytest.raises(Stopped):
         local.copy(Download(url=source.as_uri(), part=str(part)), progress)
     assert progress.offset == stopped_at  # the checkpoint names every byte written, all fsynced
     assert part.read_bytes() == data[: progress.offset]
-    resumed = StopAtRead(stop_at=10**6)
+    resumed = Checkpoints()
     job = Download(url=source.as_uri(), part=str(part), offset=progress.offset, known=progress.version)
     version = local.copy(job, resumed)
     assert version.size == len(data)
@@ -465,7 +448,7 @@ def test_a_local_source_that_cannot_be_read_is_a_remote_file_error(tmp_path: Pat
 
     part = tmp_path / "p"
     with pytest.raises(TransferError) as caught:  # /proc/self/mem opens, and reading its byte 0 fails (EIO)
-        local.copy(Download(url="/proc/self/mem", part=str(part)), StopAtRead(stop_at=10**6))
+        local.copy(Download(url="/proc/self/mem", part=str(part)), Checkpoints())
     assert caught.value.context is ErrorContext.REMOTE_FILE  # the source, not our part file
     assert "Input/output error" in caught.value.message
     assert part.read_bytes() == b""

@@ -37,6 +37,24 @@ def upload_job(ok, url: str, source: Path, kind: str = "--upload") -> str:  # ty
     return job
 
 
+def application_server(tmp_path: Path, script: str) -> ServeProcess:
+    """`bitscli serve` whose upload-reply application (by value: stdin to stdout) is this shell script."""
+    root = tmp_path / "served"
+    root.mkdir()
+    application = tmp_path / "app.sh"
+    application.write_text("#!/bin/sh\n" + script)
+    application.chmod(0o755)
+    options = ("--uploads", "/", "--notification-type", "2", "--notification-command", str(application))
+    return ServeProcess(root, *options).start()
+
+
+def ask_question(ok, server: ServeProcess, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    """An upload-reply job sending the word "question" to ``server``; resumed."""
+    source = tmp_path / "q.txt"
+    source.write_bytes(b"question")
+    return upload_job(ok, f"{server.url}/q.txt", source, "--upload-reply")
+
+
 def upload_state(job: str):  # type: ignore[no-untyped-def]
     ctx = service.open_context()
     try:
@@ -344,18 +362,10 @@ def test_a_416_sends_the_client_back_to_the_servers_offset(
 def test_a_failing_server_application_is_a_transient_remote_application_error(
     new_daemon, ok, tmp_path: Path
 ) -> None:  # fmt: skip
-    root = tmp_path / "served"
-    root.mkdir()
     flag = tmp_path / "app-is-up"
-    script = tmp_path / "app.sh"
-    script.write_text(f'#!/bin/sh\ntest -e "{flag}" || exit 1\ncat\n')  # fails until the flag exists
-    script.chmod(0o755)
-    server = ServeProcess(root, "--uploads", "/", "--notification-type", "2", "--notification-command", str(script))
-    server.start()
+    server = application_server(tmp_path, f'test -e "{flag}" || exit 1\ncat\n')  # fails until the flag exists
     try:
-        source = tmp_path / "q.txt"
-        source.write_bytes(b"question")
-        job = upload_job(ok, f"{server.url}/q.txt", source, "--upload-reply")
+        job = ask_question(ok, server, tmp_path)
         ok("setminretrydelay", job, "5")
         clock = FakeClock()
         daemon = new_daemon(clock)
@@ -437,18 +447,10 @@ def test_a_server_without_bits_uploads_is_a_clear_fatal_error(new_daemon, ok, tm
 
 
 def test_suspend_while_the_server_application_holds_the_last_ack(new_daemon, ok, tmp_path: Path) -> None:
-    root = tmp_path / "served"
-    root.mkdir()
     started = tmp_path / "application-started"
-    script = tmp_path / "slow-app.sh"
-    script.write_text(f'#!/bin/sh\ntouch "{started}"\nsleep 60\ncat\n')  # takes a minute to answer
-    script.chmod(0o755)
-    server = ServeProcess(root, "--uploads", "/", "--notification-type", "2", "--notification-command", str(script))
-    server.start()
+    server = application_server(tmp_path, f'touch "{started}"\nsleep 60\ncat\n')  # takes a minute to answer
     try:
-        source = tmp_path / "q.txt"
-        source.write_bytes(b"question")
-        job = upload_job(ok, f"{server.url}/q.txt", source, "--upload-reply")
+        job = ask_question(ok, server, tmp_path)
         daemon = new_daemon()
         daemon.tick()
         worker = daemon.workers[job]

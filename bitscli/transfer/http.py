@@ -27,6 +27,7 @@ from bitscli.transfer.classify import (
     transport_error,
 )
 from bitscli.transfer.client import Client, Response
+from bitscli.transfer.sink import Stopped as Stopped  # the engine's stop, raised by the part writer
 
 CHUNK = 1 << 20  # large reads and os.write: no per-byte Python (design.md)
 MAX_REDIRECTS = 10
@@ -81,10 +82,6 @@ class Progress(Protocol):
     def checkpoint(self, offset: int, version: Version, url: str) -> None: ...
 
     def stop_requested(self) -> bool: ...
-
-
-class Stopped(Exception):
-    """The daemon asked the transfer to stop (suspend, cancel, pre-emption); progress is saved."""
 
 
 def parse_content_range(value: str) -> tuple[int, int, int]:
@@ -276,25 +273,10 @@ def stream(
     """
     raw = response.raw
     writer = sink.PartWriter(fd, offset, progress, version, url)
-    try:
-        while writer.error is None:  # a disk error stops the reading; close() raises it
-            if progress.stop_requested():
-                raise Stopped
-            chunk = raw.read1(CHUNK, decode_content=False)
-            if not chunk:
-                break
-            writer.write(chunk)
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:  # only the network reads here
-        writer.save()
-        raise transport_error(exc, url) from None
-    except Stopped:
-        writer.save()
-        raise
-    except BaseException:
-        with contextlib.suppress(BaseException):
-            writer.close()  # leave no writer thread behind
-        raise
-    offset = writer.close()
+    offset = writer.pump(
+        lambda: raw.read1(CHUNK, decode_content=False), progress.stop_requested,
+        (urllib3.exceptions.HTTPError, requests.RequestException, OSError), lambda exc: transport_error(exc, url),
+    )  # fmt: skip
     expected = version.size if end is None else end  # where this body must end in the part file
     if expected != UNKNOWN and offset != expected:
         writer.save()

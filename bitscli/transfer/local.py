@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from urllib.parse import unquote, urlsplit
@@ -88,25 +87,13 @@ def _copy(src, fd: int, offset: int, version: Version, progress: Progress, url: 
     src.seek(offset)
     os.lseek(fd, offset, os.SEEK_SET)  # copy_file_range wrote at explicit offsets and left the position alone
     writer = sink.PartWriter(fd, offset, progress, version, url)
-    try:
-        while writer.error is None:  # a disk error stops the reading; close() raises it
-            if progress.stop_requested():
-                raise Stopped
-            try:
-                chunk = src.read(CHUNK)
-            except OSError as exc:  # the source is the remote side of a file:// download
-                writer.save()
-                error = local_error(exc, url)
-                raise TransferError(error.message, code=error.code, context=ErrorContext.REMOTE_FILE,
-                                    transient=error.transient) from None  # fmt: skip
-            if not chunk:
-                break
-            writer.write(chunk)
-    except Stopped:
-        writer.save()
-        raise
-    except BaseException:
-        with contextlib.suppress(BaseException):
-            writer.close()  # leave no writer thread behind
-        raise
-    return Version(writer.close(), None, version.last_modified)
+    offset = writer.pump(
+        lambda: src.read(CHUNK), progress.stop_requested, (OSError,), lambda exc: _source_error(exc, url)
+    )
+    return Version(offset, None, version.last_modified)
+
+
+def _source_error(exc: OSError, url: str) -> TransferError:
+    """A failing read of the source: for a file:// download that is the remote side, not our part file."""
+    error = local_error(exc, url)
+    return TransferError(error.message, code=error.code, context=ErrorContext.REMOTE_FILE, transient=error.transient)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bitscli import libc
 from bitscli.transfer import files
@@ -15,6 +16,11 @@ from bitscli.transfer.classify import local_error
 
 if TYPE_CHECKING:
     from bitscli.transfer.http import Progress, Version
+
+
+class Stopped(Exception):
+    """The daemon asked the transfer to stop (suspend, cancel, pre-emption); progress is saved."""
+
 
 CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
 CHECKPOINT_SECONDS = 1.0  # ...or this often, whichever comes first
@@ -38,6 +44,35 @@ class PartWriter:
         self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
         self.thread: threading.Thread | None = None  # started once INLINE_BYTES are written
         self.start, self.closed = offset, False
+
+    def pump(
+        self, read: Callable[[], bytes], stop_requested: Callable[[], bool],
+        read_errors: tuple[type[BaseException], ...], read_error: Callable[[Any], Exception],
+    ) -> int:  # fmt: skip
+        """Write what ``read()`` returns until it returns nothing; the offset written, every byte on its way to disk.
+
+        A stop, or one of ``read_errors`` (raised as ``read_error(exc)``), first saves what was written; a
+        disk error stops the reading and close() raises it; anything else leaves no writer thread behind.
+        """
+        try:
+            while self.error is None:
+                if stop_requested():
+                    raise Stopped
+                chunk = read()
+                if not chunk:
+                    break
+                self.write(chunk)
+        except Stopped:
+            self.save()
+            raise
+        except read_errors as exc:
+            self.save()
+            raise read_error(exc) from None
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                self.close()
+            raise
+        return self.close()
 
     def write(self, chunk: bytes) -> None:
         if self.thread is None:
