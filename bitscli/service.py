@@ -274,7 +274,7 @@ def complete(ctx: Context, ref: str) -> Completion:
         directories = set()
         for index, f in enumerate(job.files):
             part = files.part_path(f.local_name, job.id, index)
-            if f.completed and (job.type.is_upload or _publish(part, f.local_name)):
+            if f.completed and (job.type.is_upload or _publish(part, f.local_name, synced=True)):
                 kept += 1
                 directories.add(os.path.dirname(f.local_name))
             elif not job.type.is_upload:
@@ -287,12 +287,12 @@ def complete(ctx: Context, ref: str) -> Completion:
     return Completion(done, kept, len(job.files))
 
 
-def _publish(part: str, final: str) -> bool:
+def _publish(part: str, final: str, synced: bool = False) -> bool:
     from bitscli.transfer import files
 
     try:
         # A re-run after a crash between the renames and the commit finds the file already in place.
-        return files.publish(part, final, sync_directory=False) or os.path.exists(final)
+        return files.publish(part, final, sync_directory=False, synced=synced) or os.path.exists(final)
     except OSError as exc:
         raise BitsError(
             f"cannot move the finished file into place at {final}: {exc.strerror}; the job was not completed",

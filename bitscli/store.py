@@ -78,6 +78,7 @@ class Queue:
         self.path = path
         self._busy_ms = int(busy_timeout * 1000)
         self._durable = durable
+        self._writes = 0  # write transactions run on this connection (see stamp)
 
     def close(self) -> None:
         self._conn.close()
@@ -88,6 +89,11 @@ class Queue:
             return self._conn.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise _queue_error(exc, self.path) from None
+
+    def stamp(self) -> tuple[int, int]:
+        """Differs from an earlier stamp whenever the queue may have changed since: another connection
+        committed (data_version does not see this connection's own commits), or this one wrote."""
+        return self.data_version(), self._writes
 
     def _prepare(self) -> None:
         try:
@@ -159,8 +165,11 @@ class Queue:
     @contextmanager
     def write(self) -> Iterator[Transaction]:
         """A read-modify-write transaction: BEGIN IMMEDIATE, committed only if the block succeeds."""
-        with self._transaction("BEGIN IMMEDIATE") as tx:
-            yield tx
+        try:
+            with self._transaction("BEGIN IMMEDIATE") as tx:
+                yield tx
+        finally:
+            self._writes += 1
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
@@ -225,13 +234,22 @@ class Transaction:
         ).fetchone()
         return decode_file(row)
 
-    def next_incomplete_file(self, job_id: str, after: int | None = None) -> int | None:
-        """The lowest index of a file not yet complete (above ``after``, when given)."""
-        row = self._conn.execute(
-            "SELECT min(idx) FROM files WHERE job_id = ? AND completed = 0 AND idx > ?",
-            (job_id, -1 if after is None else after),
-        ).fetchone()
-        return row[0]
+    def incomplete_files(self, job_id: str, after: int | None = None, limit: int = 1) -> list[tuple[int, JobFile]]:
+        """The first ``limit`` files not yet complete (above index ``after``, when given), with their indexes."""
+        rows = self._conn.execute(
+            f"SELECT idx, {', '.join(FILE_COLUMNS)} FROM files WHERE job_id = ? AND completed = 0 AND idx > ? "
+            "ORDER BY idx LIMIT ?",
+            (job_id, -1 if after is None else after, limit),
+        )
+        return [(index, decode_file(values)) for index, *values in rows]
+
+    def incomplete_names(self, job_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """The indexes and local names of the first ``limit`` files not yet complete above index ``after``."""
+        rows = self._conn.execute(
+            "SELECT idx, local_name FROM files WHERE job_id = ? AND completed = 0 AND idx > ? ORDER BY idx LIMIT ?",
+            (job_id, after, limit),
+        )
+        return [(index, name) for index, name in rows]
 
     def update_header(self, job: Job) -> None:
         """Store the job's own columns only (its files are untouched)."""

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from bitscli import lifecycle
 from bitscli.clock import Clock
+from bitscli.errors import BitsError
 from bitscli.model import ErrorContext, Job, JobFile, JobState
 from bitscli.recording import Durability, Recorder
-from bitscli.store import Queue, Transaction, open_queue
+from bitscli.store import Queue, open_queue
 from bitscli.transfer import files
 from bitscli.transfer.classify import E_FAIL, TransferError
 
@@ -23,6 +24,7 @@ log = logging.getLogger("bitscli.daemon")
 
 QUICK_RETRIES = 3  # a response cut off after progress is resumed at once this many times (as wget, aria2)
 QUICK_BACKOFF = 0.5  # seconds, doubled on each quick retry
+PRECREATE_AHEAD = 8  # part files created ahead of the transfer (files.Precreator), half of them at a time
 
 
 class Worker(threading.Thread):
@@ -35,6 +37,9 @@ class Worker(threading.Thread):
         self.clock = clock
         self.stopping = threading.Event()
         self.abort_transfer: Callable[[], None] | None = None
+        self.precreator = files.Precreator()
+        self._job: Job | None = None  # the header as last read, and the queue's stamp then (see _next)
+        self._stamp: tuple[int, int] | None = None
 
     def stop(self) -> None:
         """Ask the transfer to stop; a blocked read is broken so this takes effect within a second."""
@@ -59,13 +64,14 @@ class Worker(threading.Thread):
             ))  # fmt: skip
         finally:
             durability.close()
+            self.precreator.close()
             client.close()
+            self._discard_if_cancelled(queue)
             queue.close()
 
     def _run(self, queue: Queue, client: Client, durability: Durability) -> None:
         quick = 0
-        with queue.read() as tx:
-            job, index, f = _next_file(tx, self.job_id)
+        job, index, f = self._next(queue)
         if job is not None and job.type.is_upload:
             from bitscli import upload_job
 
@@ -78,8 +84,7 @@ class Worker(threading.Thread):
             if index is None or f is None:
                 if not self._settle(queue, durability):
                     return
-                with queue.read() as tx:
-                    job, index, f = _next_file(tx, self.job_id)
+                job, index, f = self._next(queue)
                 if index is None:
                     self.update(queue, lifecycle.finish)
                     return
@@ -100,8 +105,7 @@ class Worker(threading.Thread):
                     log.info("job %s: %s; resuming at once (%d/%d)", job.id, err.message, quick, QUICK_RETRIES)
                     if self.stopping.wait(QUICK_BACKOFF * 2 ** (quick - 1)):
                         return
-                    with queue.read() as tx:
-                        job, index, f = _next_file(tx, self.job_id)
+                    job, index, f = self._next(queue)
                     continue
                 self.fail(queue, index, err)
                 return
@@ -111,8 +115,42 @@ class Worker(threading.Thread):
             durability.submit(index, part, version.size, version.etag, version.last_modified, url,
                               recorder.active_since_last())  # fmt: skip
             log.debug("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
+            job, index, f = self._next(queue, after=index)
+
+    def _next(self, queue: Queue, after: int | None = None) -> tuple[Job | None, int | None, JobFile | None]:
+        """The job's header, and its first file not yet complete (after index ``after``, when given).
+
+        The header is read again only when the queue may have changed (a job of 1,000 small files spent a tenth
+        of its time re-reading it). The stamp is taken before the snapshot, so a commit between the two only
+        causes one more read, never a stale header. The part files of the next few files are created ahead.
+        """
+        stamp = queue.stamp()
+        ahead: list[tuple[int, str]] = []
+        with queue.read() as tx:
+            if stamp != self._stamp:
+                self._job, self._stamp = tx.job_header(self.job_id), stamp
+            job = self._job
+            upcoming = tx.incomplete_files(self.job_id, after) if job is not None else []
+            index = upcoming[0][0] if upcoming else None
+            running_low = index is not None and index + PRECREATE_AHEAD // 2 > self.precreator.until
+            if job is not None and running_low and not job.type.is_upload:
+                ahead = tx.incomplete_names(self.job_id, max(index, self.precreator.until), PRECREATE_AHEAD)
+        if job is not None and ahead:
+            self.precreator.create([files.part_path(name, job.id, i) for i, name in ahead], until=ahead[-1][0])
+        return (job, *upcoming[0]) if upcoming else (job, None, None)
+
+    def _discard_if_cancelled(self, queue: Queue) -> None:
+        """A cancel deletes the part files from the CLI while this worker may still be creating one: after
+        the worker's last file operation, whatever is left of a cancelled job goes."""
+        try:
             with queue.read() as tx:
-                job, index, f = _next_file(tx, self.job_id, after=index)
+                header = tx.job_header(self.job_id)
+                job = tx.job(self.job_id) if header is not None and header.state is JobState.CANCELLED else None
+        except BitsError as exc:
+            log.warning("job %s: could not check for part files left by a cancel: %s", self.job_id, exc)
+            return
+        if job is not None:
+            files.discard_all(job)
 
     def _settle(self, queue: Queue, durability: Durability) -> bool:
         """Wait for the finished files to be recorded; False (and the job in error) if that failed."""
@@ -146,13 +184,6 @@ class Worker(threading.Thread):
 
 class _StopTransfer(Exception):
     pass
-
-
-def _next_file(tx: Transaction, job_id: str, after: int | None = None) -> tuple[Job | None, int | None, JobFile | None]:
-    """The job's header, and the first file not yet complete (after ``after``); None when there is none."""
-    job = tx.job_header(job_id)
-    index = tx.next_incomplete_file(job_id, after) if job is not None else None
-    return job, index, tx.file(job_id, index) if index is not None else None
 
 
 def _fetch(client: object, job: Job, index: int, f: JobFile, recorder: Recorder):  # type: ignore[no-untyped-def]

@@ -299,6 +299,49 @@ def test_custom_headers_go_out_on_every_request(new_daemon, ok, server, tmp_path
     assert any("Range" in s.headers for s in seen)
 
 
+def test_headers_changed_during_a_job_apply_from_its_next_file(new_daemon, ok, server, tmp_path: Path) -> None:
+    # The worker keeps the job's header between files and reads it again only when the queue changed: a
+    # change made by the CLI while the first file downloads must reach the second file's request.
+    server.put("/g", b"second")
+    server.fault(path="/f", stall=1.0)
+    job = ok("create", "--raw", "h").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    ok("addfile", job, server.url("/g"), str(tmp_path / "g"))
+    ok("setcustomheaders", job, "X-Trace: 1")
+    ok("resume", job)
+    daemon = new_daemon()
+    daemon.tick()
+    wait_for(lambda: server.gets("/f"))
+    ok("setcustomheaders", job, "X-Trace: 2")
+    settle(daemon)
+    assert state(job) is JobState.TRANSFERRED
+    assert [s.headers.get("X-Trace") for s in server.gets("/f")] == ["1"]
+    assert [s.headers.get("X-Trace") for s in server.gets("/g")] == ["2"]
+
+
+def test_part_files_are_made_ahead_and_a_cancel_leaves_none(new_daemon, ok, server, tmp_path: Path) -> None:
+    server.fault(path="/f", stall=60)  # the worker sits in the first file's read
+    out = tmp_path / "out"
+    out.mkdir()
+    job = ok("create", "--raw", "ahead").stdout
+    for name in ("a", "b", "c"):
+        ok("addfile", job, server.url("/f"), str(out / name))
+    ok("resume", job)
+    daemon = new_daemon()
+    daemon.tick()
+    worker = daemon.workers[job]
+    guid = job.strip("{}").replace("-", "").lower()
+    wait_for(lambda: (out / f".c.{guid}.2.bitscli-part").exists())  # created while file 0 downloads
+    ok("cancel", job)
+    # As if the worker created a part file just after cancel deleted them: the worker removes it as it stops.
+    (out / f".b.{guid}.1.bitscli-part").write_bytes(b"")
+    daemon.tick()
+    worker.join(20)
+    assert not worker.is_alive()
+    assert state(job) is JobState.CANCELLED
+    assert list(out.iterdir()) == []
+
+
 def test_follow_and_report_rewrites_the_remote_name(new_daemon, ok, server, tmp_path: Path) -> None:
     server.fault(path="/old", status=302, headers={"Location": "/f"})
     job = ok("create", "--raw", "moved").stdout

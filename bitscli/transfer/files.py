@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from bitscli.model import Job, JobType
 
@@ -56,6 +57,37 @@ def open_part(part: str, offset: int) -> tuple[int, int]:
     return fd, start
 
 
+class Precreator:
+    """Creates the part files of the next files on a thread of its own, while the current one downloads.
+
+    Creating a file costs 0.2-0.3 ms of system time on ext4 here (the inode, not the bytes: opening an existing
+    file takes 3 us), as much as fetching a 16 KiB file over loopback. Made ahead, it overlaps the requests
+    instead of adding to them. Batches of several files leave the thread time to get the GIL and the CPU (one
+    file ahead was late a third of the time). A failure is left for open_part to meet and report in its turn.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None  # started by the first batch
+        self.until = -1  # the highest file index asked for
+
+    def create(self, parts: list[str], until: int) -> None:
+        self.until = until
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-files")
+        self._executor.submit(_create_empty, parts)
+
+    def close(self) -> None:
+        """Wait for the creations in flight, so none lands after the job's part files were cleaned up."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+
+def _create_empty(parts: list[str]) -> None:
+    for part in parts:
+        with contextlib.suppress(OSError):
+            os.close(os.open(part, os.O_WRONLY | os.O_CREAT, 0o644))
+
+
 def restart(fd: int) -> None:
     """Throw the part file's content away: the remote changed or ignored our range."""
     os.ftruncate(fd, 0)
@@ -82,20 +114,28 @@ def fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def publish(part: str, final: str, sync_directory: bool = True) -> bool:
+def publish(part: str, final: str, sync_directory: bool = True, synced: bool = False) -> bool:
     """Rename a finished part file to its final name; False when there was no part file.
 
-    With ``sync_directory=False`` the caller fsyncs the directory afterwards (once for many files).
+    With ``sync_directory=False`` the caller fsyncs the directory afterwards (once for many files). With
+    ``synced=True`` the caller knows the bytes are on disk already (the daemon records a file as done only
+    after its fsync), and the fsync here is skipped: 0.1 ms a file, a tenth of a second on 1,000 files.
     """
-    try:
-        fd = os.open(part, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(part, final)
+    if synced:
+        try:
+            os.replace(part, final)
+        except FileNotFoundError:
+            return False
+    else:
+        try:
+            fd = os.open(part, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(part, final)
     if sync_directory:
         fsync_directory(os.path.dirname(final))
     return True
