@@ -26,6 +26,9 @@ class Fault:
     wrong_range: bool = False  # answer 206 starting 10 bytes later than asked
     trickle: float | None = None  # seconds between single bytes
     stall: float | None = None  # seconds of silence after the headers, before the first body byte
+    drop: bool = False  # close the connection without an answer (a kept-alive one timing out as it is used)
+    delay: float | None = None  # seconds before the answer's status line
+    close_after: bool = False  # answer, then close the connection without saying so (an idle timeout)
     times: int = 1  # how many requests this fault applies to
 
 
@@ -34,6 +37,7 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    port: int = 0  # the client's port: one per connection
 
 
 class FaultServer:
@@ -113,11 +117,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         owner = self.owner
-        owner.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+        owner.seen.append(Seen(self.command, self.path, dict(self.headers.items()), self.client_address[1]))
         if head and not owner.head_allowed:
             return self._empty(405)
         data = owner.files.get(self.path)
         fault = owner.take_fault(self.path, head)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        if fault and fault.drop:
+            self.close_connection = True
+            return None
         if fault and fault.status:
             return self._empty(fault.status, fault.headers)
         if data is None:
@@ -148,6 +157,10 @@ class _Handler(BaseHTTPRequestHandler):
         if head:
             return None
         self._body(body, fault)
+        if fault and fault.close_after:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
         return None
 
     def _body(self, body: bytes, fault: Fault | None) -> None:

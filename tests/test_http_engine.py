@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bitscli.transfer.classify import TransferError, parse_retry_after, status_i
 from bitscli.transfer.client import Client
 from bitscli.transfer.http import Download, Stopped, Version, download, parse_content_range
 
+from .daemonproc import wait_for
 from .faultserver import FaultServer
 from .progress import Checkpoints
 
@@ -199,6 +201,46 @@ def test_connection_refused_is_transient(session, tmp_path: Path) -> None:
             download(session, job, Recorder())
     assert caught.value.transient
     assert caught.value.code == 0x80072EFD
+
+
+def test_the_files_of_a_job_share_one_kept_alive_connection(server, session, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        server.put(f"/{name}", name.encode() * 1000)
+        fetch(session, server, tmp_path / name, Recorder(), path=f"/{name}")
+        assert (tmp_path / name).read_bytes() == name.encode() * 1000
+    assert len({s.port for s in server.seen}) == 1
+
+
+@pytest.mark.parametrize("fault", [{"close_after": True}, {"drop": True}], ids=["closed-while-idle", "closed-as-used"])
+def test_a_kept_alive_connection_the_server_closed_is_replaced(server, session, tmp_path: Path, fault: dict) -> None:
+    # A server's idle timeout: noticed before the request (closed-while-idle), or only when the GET meets a
+    # closed socket (closed-as-used), which is then sent again on a new connection instead of failing the file.
+    server.put("/g", b"g" * 5000)
+    fault_path = "/f" if "close_after" in fault else "/g"
+    server.fault(path=fault_path, **fault)
+    fetch(session, server, tmp_path / "f", Recorder())
+    fetch(session, server, tmp_path / "g", Recorder(), path="/g")
+    assert sha((tmp_path / "f").read_bytes()) == sha(DATA)
+    assert (tmp_path / "g").read_bytes() == b"g" * 5000
+    assert len({s.port for s in server.seen}) == 2
+
+
+def test_a_request_broken_by_a_stop_is_not_sent_again(server, session, tmp_path: Path) -> None:
+    server.put("/g", b"g")
+    fetch(session, server, tmp_path / "f", Recorder())  # a kept-alive connection, reused by the next GET
+    server.fault(path="/g", delay=30)  # the answer is late: the worker waits for its status line
+    stopper = threading.Thread(target=lambda: wait_for(lambda: server.gets("/g")) and session.abort())
+    stopper.start()
+    with pytest.raises(TransferError):
+        fetch(session, server, tmp_path / "g", Recorder(), path="/g")
+    stopper.join()
+    assert len(server.gets("/g")) == 1  # the broken GET was not retried on a new connection
+
+
+def test_characters_http_forbids_in_a_path_are_percent_encoded(server, session, tmp_path: Path) -> None:
+    server.put("/a%20b%C3%A9", b"spaced")
+    fetch(session, server, tmp_path / "p", Recorder(), path="/a bé")
+    assert (tmp_path / "p").read_bytes() == b"spaced"
 
 
 def test_stop_request_saves_progress(server, session, tmp_path: Path) -> None:

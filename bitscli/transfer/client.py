@@ -1,44 +1,56 @@
-"""One job's HTTP connections: urllib3's pool on the common path, requests for auth schemes and proxies."""
+"""One job's HTTP connections: http.client keep-alive on the common path, requests for auth schemes and proxies."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import os
+import select
 import socket
-import threading
+import ssl
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import requests
 import requests.auth
-import urllib3
-import urllib3.connection
+import urllib3.exceptions
 import urllib3.util
 
+# What a request or a body read raises when the network or the server fails (classify.transport_error).
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
 _DRAIN_LIMIT = 64 * 1024  # read what is left of a body this small rather than drop the connection
+_MAX_CONNECTIONS = 16  # kept-alive connections per job (redirects can lead to several hosts)
+_IDEMPOTENT = ("GET", "HEAD")  # requests that may be sent again on a new connection (RFC 9110 §9.2.2)
+_URL_SAFE = "!$&'()*+,/:;=?@~%"  # RFC 3986 reserved and already-encoded characters stay as they are
 
 
-@dataclass
 class Response:
     """The parts of a response the engine uses, whichever library produced it."""
 
-    status_code: int
-    reason: str
-    headers: Mapping[str, str]  # case-insensitive in both libraries
-    raw: Any  # a urllib3 HTTPResponse: read1() and the connection for abort
-    _done: bool = False
+    def __init__(self, status_code: int, reason: str, headers: Mapping[str, str]) -> None:
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = headers  # case-insensitive in both libraries
+        self._done = False
+
+    def read1(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the body as they arrive (at most one read from the socket); b"" at its end."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Shut the socket down, from another thread: a read blocked on a stalled server returns at once."""
+        raise NotImplementedError
 
     def close(self) -> None:
-        """Return the connection to the pool when the body was read to its end, else drop it."""
-        if self._done:
-            return
-        self._done = True
-        remaining = self.raw.length_remaining
-        if remaining is not None and remaining <= _DRAIN_LIMIT:
-            self.raw.drain_conn()  # finish the (empty or short) body so the connection can be reused
-        else:
-            self.raw.close()  # an unread body or an aborted transfer: the connection cannot be reused
-            self.raw.release_conn()
+        """Keep the connection when the body was read to its end (or nearly), else drop it."""
+        if not self._done:
+            self._done = True
+            self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
 
     def __enter__(self) -> Response:
         return self
@@ -47,49 +59,82 @@ class Response:
         self.close()
 
 
-# The connection each thread sent its latest request on, so that another thread can break it (see abort).
-_LAST_CONNECTION: dict[int, urllib3.connection.HTTPConnection] = {}
+class _PlainResponse(Response):
+    """An http.client response on one of the job's kept-alive connections."""
+
+    def __init__(
+        self, raw: http.client.HTTPResponse, connection: http.client.HTTPConnection, sock: socket.socket | None
+    ) -> None:
+        super().__init__(raw.status, raw.reason or "", raw.headers)
+        self.raw = raw
+        self.connection = connection
+        self.sock = sock  # kept: http.client forgets it when the server said Connection: close
+
+    def read1(self, size: int) -> bytes:
+        return self.raw.read1(size)
+
+    def abort(self) -> None:
+        _shut_down(self.sock)
+
+    def _release(self) -> None:
+        remaining = self.raw.length
+        if not self.raw.isclosed() and (remaining is None or remaining > _DRAIN_LIMIT):
+            self.connection.close()  # an unread body or an aborted transfer: the connection cannot be reused
+            return
+        try:
+            self.raw.read()  # finish the (empty or short) body so the connection can be reused
+        except TRANSPORT_ERRORS:
+            self.connection.close()
 
 
-class _Tracked:
-    """Records the connection a request goes out on; urllib3 pools take the class as ConnectionCls."""
+class _RequestsResponse(Response):
+    """A response from requests (proxies, NTLM/Negotiate, Digest); its raw urllib3 response streams the body."""
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _LAST_CONNECTION[threading.get_ident()] = self  # type: ignore[assignment]
-        super().request(*args, **kwargs)  # type: ignore[misc]
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code, response.reason or "", response.headers)
+        self.raw = response.raw
+
+    def read1(self, size: int) -> bytes:
+        return self.raw.read1(size, decode_content=False)  # type: ignore[no-any-return]
+
+    def abort(self) -> None:
+        connection = getattr(self.raw, "_connection", None)
+        _shut_down(getattr(connection, "sock", None))
+
+    def _release(self) -> None:
+        remaining = self.raw.length_remaining
+        if remaining is not None and remaining <= _DRAIN_LIMIT:
+            self.raw.drain_conn()
+        else:
+            self.raw.close()
+            self.raw.release_conn()
 
 
-class _HTTPConnection(_Tracked, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Tracked, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+def _shut_down(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class Client:
-    """Keep-alive connections for the files of one job (requests costs about a millisecond more per request).
+    """Keep-alive connections for the files of one job.
 
-    Made and used by one thread (the job's worker); abort() is the one call meant for other threads.
+    The common path (no proxy; no login, or Basic) uses http.client directly: 0.21 ms of CPU a request on
+    loopback, against 0.42 ms through urllib3's pool and about 0.6 ms through requests, which matters for jobs
+    of many small files. Made and used by one thread (the job's worker); abort() is the one call meant for others.
     """
 
     def __init__(self) -> None:
-        self.pool = urllib3.PoolManager(num_pools=16, maxsize=2, retries=False)
-        self.pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self._connections: dict[tuple[object, ...], http.client.HTTPConnection] = {}
+        self._tls: dict[object, ssl.SSLContext] = {}
         self._session: requests.Session | None = None
-        self._thread = threading.get_ident()
+        self._active: socket.socket | None = None  # the socket of the request in flight
+        self._aborts = 0  # abort() calls so far: a request they broke is not sent again
 
     def close(self) -> None:
-        self.pool.clear()
-        _LAST_CONNECTION.pop(self._thread, None)
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
         if self._session is not None:
             self._session.close()
 
@@ -99,11 +144,8 @@ class Client:
         An upload's last Ack may take the server application 5 minutes (bits.md §4); a suspend must not wait
         for it. Requests through a proxy or an NTLM/Negotiate login (the requests path) are not reached.
         """
-        connection = _LAST_CONNECTION.get(self._thread)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self._aborts += 1
+        _shut_down(self._active)
 
     def send(
         self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], options: Mapping[str, Any],
@@ -118,19 +160,76 @@ class Client:
         headers = dict(headers)
         if auth is not None:
             headers.update(urllib3.util.make_headers(basic_auth=f"{auth.username}:{auth.password}"))
-        verify = options.get("verify", True)
-        tls: dict[str, Any] = {}
-        if url.lower().startswith("https:"):
-            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": verify if isinstance(verify, str) else _default_ca()}
+        parts = urlsplit(url)
+        # Characters HTTP does not allow in a request line (spaces, non-ASCII) are percent-encoded, as browsers do.
+        target = quote(f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/", safe=_URL_SAFE)
+        connection, reused = self._connection(parts, timeout, options.get("verify", True))
+        aborts = self._aborts
+        try:
+            return self._exchange(connection, method, target, headers, body, timeout)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused or method not in _IDEMPOTENT or self._aborts != aborts:
+                raise
+        # The server closed the kept-alive connection as we used it (its idle timeout): a GET or HEAD is sent
+        # again on a new one (RFC 9112 §9.3.1), rather than failing the file for the retry delay.
+        connection.close()
+        return self._exchange(connection, method, target, headers, body, timeout)
+
+    def _exchange(
+        self, connection: http.client.HTTPConnection, method: str, target: str, headers: dict[str, str],
+        body: Iterable[bytes] | None, timeout: tuple[float, float],
+    ) -> Response:  # fmt: skip
+        try:
+            if connection.sock is None:
+                connection.timeout = timeout[0]
+                connection.connect()
+            sock = self._active = connection.sock
+            sock.settimeout(timeout[1])  # type: ignore[union-attr]
+            connection.request(method, target, body=body, headers=headers)  # type: ignore[arg-type]
+            raw = connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
+        return _PlainResponse(raw, connection, sock)
+
+    def _connection(
+        self, parts: Any, timeout: tuple[float, float], verify: object
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        """The job's connection to this origin (and TLS settings), and whether it served requests before."""
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise http.client.InvalidURL(f"unsupported scheme {parts.scheme!r}")
+        host = parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        key = (scheme, host, port, verify if scheme == "https" else None)
+        connection = self._connections.get(key)
+        if connection is not None and connection.sock is not None and not _dropped(connection.sock):
+            return connection, True
+        if connection is None:
+            if len(self._connections) >= _MAX_CONNECTIONS:
+                self._connections.pop(next(iter(self._connections))).close()
+            if scheme == "https":
+                connection = http.client.HTTPSConnection(host, port, timeout=timeout[0], context=self._tls_for(verify))
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=timeout[0])
+            self._connections[key] = connection
+        connection.close()  # a connection the server closed while idle: a new one
+        return connection, False
+
+    def _tls_for(self, verify: object) -> ssl.SSLContext:
+        """Certificates checked against the CA bundle in ``verify`` (a path), else certifi's; none if False."""
+        context = self._tls.get(verify)
+        if context is None:
             if verify is False:
-                tls = {"cert_reqs": "CERT_NONE"}
-        pool = self.pool.connection_from_url(url, pool_kwargs=tls or None)
-        raw = pool.urlopen(
-            method, _path_of(url), headers=headers, body=body, preload_content=False, decode_content=False,
-            redirect=False, retries=False, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-            assert_same_host=False,
-        )  # fmt: skip
-        return Response(raw.status, raw.reason or "", raw.headers, raw)
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            elif isinstance(verify, str) and os.path.isdir(verify):
+                context = ssl.create_default_context(capath=verify)
+            else:
+                context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else _default_ca())
+            self._tls[verify] = context
+        return context
 
     def _via_requests(
         self, method: str, url: str, headers: dict[str, str], timeout: tuple[float, float], options: Mapping[str, Any],
@@ -144,12 +243,19 @@ class Client:
         r = self._session.request(
             method, url, headers=headers, data=body, stream=True, allow_redirects=False, timeout=timeout, **options
         )
-        return Response(r.status_code, r.reason or "", r.headers, r.raw)
+        return _RequestsResponse(r)
 
 
-def _path_of(url: str) -> str:
-    parsed = urllib3.util.parse_url(url)
-    return parsed.request_uri
+def _dropped(sock: socket.socket) -> bool:
+    """An idle kept-alive socket that is readable was closed by the server (or it sent something unasked)."""
+    try:
+        if hasattr(select, "poll"):  # select() cannot watch descriptors above 1023
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _default_ca() -> str:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
-
-import requests
-import urllib3.exceptions
 
 from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
 from bitscli.transfer import files, sink
@@ -26,7 +21,7 @@ from bitscli.transfer.classify import (
     protocol_error,
     transport_error,
 )
-from bitscli.transfer.client import Client, Response
+from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
 from bitscli.transfer.sink import Stopped as Stopped  # the engine's stop, raised by the part writer
 
 CHUNK = 1 << 20  # large reads and os.write: no per-byte Python (design.md)
@@ -155,7 +150,7 @@ def request(client: Client, method: str, job: Download, headers: dict[str, str])
     for _ in range(MAX_REDIRECTS + 1):
         try:
             response = client.send(method, url, headers, job.timeout, job.request_options)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, url) from None
         location = response.headers.get("Location")
         if response.status_code not in _REDIRECTS or not location:
@@ -235,17 +230,9 @@ def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: i
             raise protocol_error(f"the server says byte {offset} is past the end of {url}; restarting the file")
         else:
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
-        progress.transferring(lambda: abort_response(response), url)
+        # A read blocked on a stalled server must return at once on a stop (suspend within a second).
+        progress.transferring(response.abort, url)
         return stream(response, fd, offset, version, progress, url)
-
-
-def abort_response(response: Response) -> None:
-    """Shut the socket down so a read blocked on a stalled server returns at once (suspend within a second)."""
-    connection = getattr(response.raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def check_partial(response: Response, offset: int, known: Version) -> int:
@@ -271,12 +258,10 @@ def stream(
 
     This thread reads; a PartWriter writes behind it, and its Syncer fsyncs and checkpoints behind that.
     """
-    raw = response.raw
     writer = sink.PartWriter(fd, offset, progress, version, url)
     offset = writer.pump(
-        lambda: raw.read1(CHUNK, decode_content=False), progress.stop_requested,
-        (urllib3.exceptions.HTTPError, requests.RequestException, OSError), lambda exc: transport_error(exc, url),
-    )  # fmt: skip
+        lambda: response.read1(CHUNK), progress.stop_requested, TRANSPORT_ERRORS, lambda exc: transport_error(exc, url)
+    )
     expected = version.size if end is None else end  # where this body must end in the part file
     if expected != UNKNOWN and offset != expected:
         writer.save()

@@ -12,7 +12,6 @@ from bitscli.transfer.http import (
     Download,
     Progress,
     Version,
-    abort_response,
     base_headers,
     check_partial,
     probe,
@@ -94,5 +93,5 @@ def _fetch_range(
                 context=ErrorContext.REMOTE_FILE, transient=True,
             )  # fmt: skip
         os.lseek(fd, at, os.SEEK_SET)
-        progress.transferring(lambda: abort_response(response), url)
+        progress.transferring(response.abort, url)
         stream(response, fd, at, version, progress, url, end=at + length)

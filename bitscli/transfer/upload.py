@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-import requests
-import urllib3.exceptions
 import urllib3.util
 
 from bitscli import protocol
@@ -25,7 +23,7 @@ from bitscli.transfer.classify import (
     status_is_transient,
     transport_error,
 )
-from bitscli.transfer.client import Client, Response
+from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
 from bitscli.upload_state import UploadState
 
 log = logging.getLogger("bitscli.daemon")
@@ -269,7 +267,7 @@ class packet:  # lower case: used as a context manager, like open()
             self.response = self.client.send(
                 protocol.METHOD, self.url, self.headers, self.timeout, self.up.request_options, self.body
             )
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except TRANSPORT_ERRORS as exc:
             if self.events is not None and self.events.stop_requested():
                 raise Stopped from None  # the worker broke the connection to stop (Client.abort)
             raise self._unreachable(exc) from None
