@@ -243,14 +243,6 @@ class Transaction:
         )
         return [(index, decode_file(values)) for index, *values in rows]
 
-    def incomplete_names(self, job_id: str, after: int, limit: int) -> list[tuple[int, str]]:
-        """The indexes and local names of the first ``limit`` files not yet complete above index ``after``."""
-        rows = self._conn.execute(
-            "SELECT idx, local_name FROM files WHERE job_id = ? AND completed = 0 AND idx > ? ORDER BY idx LIMIT ?",
-            (job_id, after, limit),
-        )
-        return [(index, name) for index, name in rows]
-
     def update_header(self, job: Job) -> None:
         """Store the job's own columns only (its files are untouched)."""
         assignments = ", ".join(f"{c} = ?" for c in JOB_COLUMNS)

@@ -24,7 +24,7 @@ log = logging.getLogger("bitscli.daemon")
 
 QUICK_RETRIES = 3  # a response cut off after progress is resumed at once this many times (as wget, aria2)
 QUICK_BACKOFF = 0.5  # seconds, doubled on each quick retry
-PRECREATE_AHEAD = 8  # part files created ahead of the transfer (files.Precreator), half of them at a time
+READ_AHEAD = 16  # files read from the queue at a time; their part files are created ahead (files.Precreator)
 
 
 class Worker(threading.Thread):
@@ -38,7 +38,8 @@ class Worker(threading.Thread):
         self.stopping = threading.Event()
         self.abort_transfer: Callable[[], None] | None = None
         self.precreator = files.Precreator()
-        self._job: Job | None = None  # the header as last read, and the queue's stamp then (see _next)
+        self._job: Job | None = None  # the header and next files as last read, and the queue's stamp then
+        self._upcoming: list[tuple[int, JobFile]] = []
         self._stamp: tuple[int, int] | None = None
 
     def stop(self) -> None:
@@ -120,24 +121,26 @@ class Worker(threading.Thread):
     def _next(self, queue: Queue, after: int | None = None) -> tuple[Job | None, int | None, JobFile | None]:
         """The job's header, and its first file not yet complete (after index ``after``, when given).
 
-        The header is read again only when the queue may have changed (a job of 1,000 small files spent a tenth
-        of its time re-reading it). The stamp is taken before the snapshot, so a commit between the two only
-        causes one more read, never a stale header. The part files of the next few files are created ahead.
+        The header and the next few files are read again only when the queue may have changed (re-reading them
+        for each file was a tenth of a 1,000-file job's time). The stamp is taken before the snapshot, so a
+        commit between the two only causes one more read, never stale rows. The next files' part files are
+        created ahead.
         """
         stamp = queue.stamp()
-        ahead: list[tuple[int, str]] = []
-        with queue.read() as tx:
-            if stamp != self._stamp:
-                self._job, self._stamp = tx.job_header(self.job_id), stamp
-            job = self._job
-            upcoming = tx.incomplete_files(self.job_id, after) if job is not None else []
-            index = upcoming[0][0] if upcoming else None
-            running_low = index is not None and index + PRECREATE_AHEAD // 2 > self.precreator.until
-            if job is not None and running_low and not job.type.is_upload:
-                ahead = tx.incomplete_names(self.job_id, max(index, self.precreator.until), PRECREATE_AHEAD)
-        if job is not None and ahead:
-            self.precreator.create([files.part_path(name, job.id, i) for i, name in ahead], until=ahead[-1][0])
-        return (job, *upcoming[0]) if upcoming else (job, None, None)
+        upcoming = [(i, f) for i, f in self._upcoming if after is None or i > after]
+        if stamp != self._stamp or not upcoming:
+            with queue.read() as tx:
+                self._job = tx.job_header(self.job_id)
+                upcoming = tx.incomplete_files(self.job_id, after, READ_AHEAD) if self._job is not None else []
+            self._stamp = stamp
+            self._precreate(self._job, upcoming[1:])
+        self._upcoming = upcoming
+        return (self._job, *upcoming[0]) if upcoming else (self._job, None, None)
+
+    def _precreate(self, job: Job | None, ahead: list[tuple[int, JobFile]]) -> None:
+        new = [(i, f) for i, f in ahead if i > self.precreator.until]
+        if job is not None and new and not job.type.is_upload:
+            self.precreator.create([files.part_path(f.local_name, job.id, i) for i, f in new], until=new[-1][0])
 
     def _discard_if_cancelled(self, queue: Queue) -> None:
         """A cancel deletes the part files from the CLI while this worker may still be creating one: after
