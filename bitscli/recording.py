@@ -133,13 +133,16 @@ class Durability:
             job = tx.job_header(self.job_id)
             if job is None or job.state.is_final:
                 return
-            for item in synced:
-                f = tx.file(self.job_id, item.index)
+            found = tx.files_at(self.job_id, [item.index for item in synced])  # one query for the batch
+            done = []
+            for item in (item for item in synced if item.index in found):
                 job, f = lifecycle.progress(
-                    job, f, item.size, item.size, item.etag, item.last_modified, item.url, now, item.active
-                )
+                    job, found[item.index], item.size, item.size, item.etag, item.last_modified, item.url, now,
+                    item.active,
+                )  # fmt: skip
                 job, f = lifecycle.file_done(job, f, item.size, now)
-                tx.update_file(self.job_id, item.index, f)
+                done.append((item.index, f))
+            tx.update_files(self.job_id, done)
             tx.update_header(job)
         if failure is not None:
             raise failure

@@ -234,6 +234,19 @@ class Transaction:
         ).fetchone()
         return decode_file(row)
 
+    def files_at(self, job_id: str, indexes: Sequence[int]) -> dict[int, JobFile]:
+        """The files at these indexes, in one query per 500 (SQLite's host-parameter limit was 999 until 3.32)."""
+        found: dict[int, JobFile] = {}
+        for start in range(0, len(indexes), 500):
+            chunk = indexes[start : start + 500]
+            rows = self._conn.execute(
+                f"SELECT idx, {', '.join(FILE_COLUMNS)} FROM files WHERE job_id = ? AND idx IN "
+                f"({', '.join('?' * len(chunk))})",
+                (job_id, *chunk),
+            )
+            found.update((index, decode_file(values)) for index, *values in rows)
+        return found
+
     def incomplete_files(self, job_id: str, after: int | None = None, limit: int = 1) -> list[tuple[int, JobFile]]:
         """The first ``limit`` files not yet complete (above index ``after``, when given), with their indexes."""
         rows = self._conn.execute(
@@ -250,6 +263,9 @@ class Transaction:
 
     def update_file(self, job_id: str, index: int, f: JobFile) -> None:
         self._write_files(job_id, [(index, f)])
+
+    def update_files(self, job_id: str, files: Iterable[tuple[int, JobFile]]) -> None:
+        self._write_files(job_id, files)
 
     def insert(self, job: Job) -> None:
         marks = ", ".join("?" * len(JOB_COLUMNS))
