@@ -6,7 +6,7 @@ import logging
 import threading
 from pathlib import Path
 
-from bitscli import lifecycle, notify, scheduler
+from bitscli import lifecycle, notify, scheduler, wakeup
 from bitscli.clock import Clock
 from bitscli.model import Job, JobState
 from bitscli.store import open_queue
@@ -16,14 +16,14 @@ from bitscli.worker import Worker
 log = logging.getLogger("bitscli.daemon")
 
 DEFAULT_SLICE_SECONDS = 300.0  # equal priorities take turns this often (BITS does not document its slice)
-POLL_SECONDS = 0.05  # how often the queue's data_version is checked for changes made by the CLI
+POLL_SECONDS = 0.05  # how often the queue's data_version is checked, for changes no nudge announced (wakeup)
 TICK_SECONDS = 1.0  # ticks happen at least this often, for timers and slices
 
 
 class Daemon:
     def __init__(
         self, queue_path: Path, clock: Clock, slice_seconds: float = DEFAULT_SLICE_SECONDS,
-        inactivity_seconds: float = 90 * 86_400, allow_notify: bool = True,
+        inactivity_seconds: float = 90 * 86_400, allow_notify: bool = True, wake: wakeup.Listener | None = None,
     ) -> None:  # fmt: skip
         self.queue_path = queue_path
         self.allow_notify = allow_notify  # the notify.allow_notify_command_line policy
@@ -36,6 +36,7 @@ class Daemon:
         self.notifying: dict[str, threading.Thread] = {}  # notification command lines being run
         self.current: scheduler.Slice | None = None
         self.stop_event = threading.Event()
+        self.wake = wake or wakeup.Listener(bind=False)  # the CLI's nudges, where the platform allows them
 
     def tick(self) -> scheduler.Plan:
         """One pass: timers, jobs left active by a stopped worker or a crash, then the schedule."""
@@ -135,10 +136,12 @@ class Daemon:
             while not self.stop_event.is_set():
                 version = self.queue.data_version()
                 if version != seen or self.clock.monotonic() >= next_tick:
+                    # Taken before the tick reads the queue: a change committed during the tick brings one
+                    # more tick, instead of being counted as seen without having been read.
+                    seen = version
                     self.tick()
-                    seen = self.queue.data_version()
                     next_tick = self.clock.monotonic() + TICK_SECONDS
-                self.stop_event.wait(POLL_SECONDS)
+                self.wake.wait(POLL_SECONDS, self.stop_event)
         finally:
             self.shutdown()
 

@@ -90,6 +90,11 @@ class Queue:
         except sqlite3.Error as exc:
             raise _queue_error(exc, self.path) from None
 
+    @property
+    def writes(self) -> int:
+        """Write transactions run on this connection so far."""
+        return self._writes
+
     def stamp(self) -> tuple[int, int]:
         """Differs from an earlier stamp whenever the queue may have changed since: another connection
         committed (data_version does not see this connection's own commits), or this one wrote."""

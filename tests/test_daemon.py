@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -340,6 +341,36 @@ def test_part_files_are_made_ahead_and_a_cancel_leaves_none(new_daemon, ok, serv
     assert not worker.is_alive()
     assert state(job) is JobState.CANCELLED
     assert list(out.iterdir()) == []
+
+
+def test_a_cli_change_wakes_the_daemon_without_waiting_for_its_poll(
+    ok, server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bitscli import daemon as daemon_module
+    from bitscli import paths, wakeup
+
+    monkeypatch.setattr(daemon_module, "POLL_SECONDS", 3600.0)  # only a nudge can wake it in this test
+    job = ok("create", "--raw", "nudged").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+    listener = wakeup.Listener()
+    assert listener.listening
+    daemon = daemon_module.Daemon(paths.queue_path(), FakeClock(), wake=listener)
+    ticked = threading.Event()
+    tick = daemon.tick
+    daemon.tick = lambda: (tick(), ticked.set())[0]  # type: ignore[method-assign]
+    loop = threading.Thread(target=daemon.run, daemon=True)
+    loop.start()
+    try:
+        ticked.wait(30)  # its first tick is done; it now waits for an hour
+        ok("resume", job)  # the CLI nudges the daemon as it closes the queue
+        wait_for(lambda: state(job) is JobState.TRANSFERRED)
+    finally:
+        daemon.stop_event.set()
+        wakeup.nudge()
+        loop.join(30)
+        listener.close()
+    assert not loop.is_alive()
+    assert not wakeup.socket_path().exists()
 
 
 def test_follow_and_report_rewrites_the_remote_name(new_daemon, ok, server, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def run(
     """
     from filelock import FileLock, Timeout
 
-    from bitscli import instance, libc
+    from bitscli import instance, libc, wakeup
     from bitscli.clock import SystemClock
     from bitscli.daemon import Daemon
 
@@ -90,6 +90,7 @@ def run(
         running = instance.running()
         output.line(f"A daemon is already running for this queue (pid {running.pid if running else '?'}).")
         return
+    wake: wakeup.Listener | None = None
     try:
         instance.write_pid()
         instance.setup_logging(to_stderr=sys.stderr.isatty())
@@ -98,14 +99,22 @@ def run(
         from bitscli.transfer import client, http, local, options, ranges  # noqa: F401
 
         settings = config.load()
+        wake = wakeup.Listener()
         daemon = Daemon(
             paths.queue_path(), SystemClock(), slice_seconds, settings.job_inactivity_days * 86_400,
-            settings.allow_notify_command_line,
+            settings.allow_notify_command_line, wake,
         )  # fmt: skip
-        instance.on_termination(daemon.stop_event.set)
+
+        def terminate() -> None:
+            daemon.stop_event.set()
+            wakeup.nudge()  # the loop may be waiting for a nudge: this is one
+
+        instance.on_termination(terminate)
         logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
         daemon.run()
     finally:
+        if wake is not None:
+            wake.close()
         instance.remove_pid()
         lock.release()
 

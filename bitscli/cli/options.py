@@ -23,5 +23,13 @@ def context() -> service.Context:
 
 
 def close() -> None:
+    """Close the queue; a command that changed it wakes the daemon (which would notice within its poll anyway)."""
+    wrote = False
     while _opened:
-        _opened.pop().queue.close()
+        queue = _opened.pop().queue
+        wrote = wrote or queue.writes > 0
+        queue.close()
+    if wrote:
+        from bitscli import wakeup
+
+        wakeup.nudge()
