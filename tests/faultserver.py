@@ -28,6 +28,7 @@ class Fault:
     stall: float | None = None  # seconds of silence after the headers, before the first body byte
     drop: bool = False  # close the connection without an answer (a kept-alive one timing out as it is used)
     delay: float | None = None  # seconds before the answer's status line
+    chunked: bool = False  # a 200 body in chunked transfer coding, with no Content-Length
     close_after: bool = False  # answer, then close the connection without saying so (an idle timeout)
     times: int = 1  # how many requests this fault applies to
 
@@ -147,6 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
             start += 10
         body = data[start : end + 1]
         self.send_response(status)
+        if fault and fault.chunked and status == 200:
+            return self._chunked(body, fault)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("ETag", etag)
         self.send_header("Last-Modified", formatdate(1_700_000_000 + owner.versions[self.path], usegmt=True))
@@ -192,6 +195,20 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(self.owner.chunk_delay)
             return
         self.wfile.write(body)
+
+    def _chunked(self, body: bytes, fault: Fault) -> None:
+        """The body in 64 KiB chunks (RFC 9112 §7.1); truncate_after cuts it, mid-chunk, and closes."""
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 65536]), body[i : i + 65536])
+                          for i in range(0, len(body), 65536)) + b"0\r\n\r\n"  # fmt: skip
+        if fault.truncate_after is not None:
+            self.wfile.write(framed[: fault.truncate_after])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(framed)
 
     def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

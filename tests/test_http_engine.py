@@ -243,6 +243,24 @@ def test_characters_http_forbids_in_a_path_are_percent_encoded(server, session, 
     assert (tmp_path / "p").read_bytes() == b"spaced"
 
 
+def test_a_chunked_body_of_unknown_length_downloads_whole(server, session, tmp_path: Path) -> None:
+    server.fault(chunked=True)
+    version = fetch(session, server, tmp_path / "p", Recorder())
+    assert sha((tmp_path / "p").read_bytes()) == sha(DATA)
+    assert version.size == len(DATA)
+
+
+def test_a_chunked_body_cut_short_is_a_transient_error_with_a_true_prefix(server, session, tmp_path: Path) -> None:
+    server.fault(chunked=True, truncate_after=300_000)  # inside the fifth 64 KiB chunk
+    recorder = Recorder()
+    with pytest.raises(TransferError) as caught:
+        fetch(session, server, tmp_path / "p", recorder)
+    assert caught.value.transient
+    kept = (tmp_path / "p").read_bytes()[: resume_from(recorder)["offset"]]
+    assert 0 < len(kept) < 300_000
+    assert kept == DATA[: len(kept)]
+
+
 def test_stop_request_saves_progress(server, session, tmp_path: Path) -> None:
     part = tmp_path / "p"
     rec = Recorder(stop_after=1)
