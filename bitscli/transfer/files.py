@@ -121,21 +121,16 @@ def publish(part: str, final: str, sync_directory: bool = True, synced: bool = F
     ``synced=True`` the caller knows the bytes are on disk already (the daemon records a file as done only
     after its fsync), and the fsync here is skipped: 0.1 ms a file, a tenth of a second on 1,000 files.
     """
-    if synced:
-        try:
-            os.replace(part, final)
-        except FileNotFoundError:
-            return False
-    else:
-        try:
+    try:
+        if not synced:
             fd = os.open(part, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(part, final)
+    except FileNotFoundError:
+        return False
     if sync_directory:
         fsync_directory(os.path.dirname(final))
     return True
