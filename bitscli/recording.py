@@ -87,13 +87,16 @@ class Durability:
         self._pending: list[Future[None]] = []
         self._lock = threading.Lock()
         self._waiting: list[_Finished] = []  # submitted, not yet taken by the helper thread
+        self._scheduled = False  # a run is queued that will take everything waiting
         self._queue: Queue | None = None  # used only on the helper thread
 
     def submit(self, index: int, part: str, size: int, etag: str | None, last_modified: str | None, url: str,
                active: float) -> None:  # fmt: skip
         with self._lock:
             self._waiting.append(_Finished(index, part, size, etag, last_modified, url, active))
-        self._pending.append(self._executor.submit(self._make_durable))
+            scheduled, self._scheduled = self._scheduled, True
+        if not scheduled:  # one run per batch, not per file: each run wakes the helper thread for the GIL
+            self._pending.append(self._executor.submit(self._make_durable))
 
     def drain(self) -> None:
         """Wait until every finished file is recorded; raises the first failure (a local-disk error)."""
@@ -117,14 +120,11 @@ class Durability:
         While one batch is synced and recorded, the next files arrive; batching them makes the per-file
         cost of the transaction small for jobs of many small files.
         """
-        with self._lock:
-            if not self._waiting:
-                return  # an earlier run took this file with its batch
         # Let a few more files finish, so one sync and one transaction serve them all (a real-time pause on
         # the helper thread, not a timer: it never touches the injected clock).
         time.sleep(BATCH_SECONDS)
         with self._lock:
-            batch, self._waiting = self._waiting, []
+            batch, self._waiting, self._scheduled = self._waiting, [], False
         synced, failure = sync_files(batch)
         if self._queue is None:
             self._queue = open_queue(self.queue_path, durable=False)
