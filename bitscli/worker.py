@@ -67,7 +67,7 @@ class Worker(threading.Thread):
             durability.close()
             self.precreator.close()
             client.close()
-            self._discard_if_cancelled(queue)
+            self._discard_if_ended(queue)
             queue.close()
 
     def _run(self, queue: Queue, client: Client, durability: Durability) -> None:
@@ -142,13 +142,14 @@ class Worker(threading.Thread):
         if job is not None and new and not job.type.is_upload:
             self.precreator.create([files.part_path(f.local_name, job.id, i) for i, f in new], until=new[-1][0])
 
-    def _discard_if_cancelled(self, queue: Queue) -> None:
-        """A cancel deletes the part files from the CLI while this worker may still be creating one: after
-        the worker's last file operation, whatever is left of a cancelled job goes."""
+    def _discard_if_ended(self, queue: Queue) -> None:
+        """cancel and complete delete part files from the CLI while this worker may still be creating one (the
+        next files', ahead): after the worker's last file operation, whatever is left of an ended job goes.
+        The files complete published were renamed away, so only unfinished files' part files remain."""
         try:
             with queue.read() as tx:
                 header = tx.job_header(self.job_id)
-                job = tx.job(self.job_id) if header is not None and header.state is JobState.CANCELLED else None
+                job = tx.job(self.job_id) if header is not None and header.state.is_final else None
         except BitsError as exc:
             log.warning("job %s: could not check for part files left by a cancel: %s", self.job_id, exc)
             return

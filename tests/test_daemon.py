@@ -320,7 +320,10 @@ def test_headers_changed_during_a_job_apply_from_its_next_file(new_daemon, ok, s
     assert [s.headers.get("X-Trace") for s in server.gets("/g")] == ["2"]
 
 
-def test_part_files_are_made_ahead_and_a_cancel_leaves_none(new_daemon, ok, server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("end", ["cancel", "complete"])
+def test_part_files_are_made_ahead_and_an_ended_job_leaves_none(
+    new_daemon, ok, server, tmp_path: Path, end: str
+) -> None:
     server.fault(path="/f", stall=60)  # the worker sits in the first file's read
     out = tmp_path / "out"
     out.mkdir()
@@ -333,13 +336,13 @@ def test_part_files_are_made_ahead_and_a_cancel_leaves_none(new_daemon, ok, serv
     worker = daemon.workers[job]
     guid = job.strip("{}").replace("-", "").lower()
     wait_for(lambda: (out / f".c.{guid}.2.bitscli-part").exists())  # created while file 0 downloads
-    ok("cancel", job)
-    # As if the worker created a part file just after cancel deleted them: the worker removes it as it stops.
+    ok(end, job)  # complete keeps only finished files: none here (BG_S_PARTIAL_COMPLETE)
+    # As if the worker created a part file just after the CLI deleted them: the worker removes it as it stops.
     (out / f".b.{guid}.1.bitscli-part").write_bytes(b"")
     daemon.tick()
     worker.join(20)
     assert not worker.is_alive()
-    assert state(job) is JobState.CANCELLED
+    assert state(job) is (JobState.CANCELLED if end == "cancel" else JobState.ACKNOWLEDGED)
     assert list(out.iterdir()) == []
 
 
