@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from bitscli import instance
+from bitscli import instance, wakeup
 from bitscli.errors import BitsError, ExitCode
 
 
@@ -49,8 +49,11 @@ def start(wait: float = 15.0) -> instance.Running:
 
 
 def ensure_running() -> None:
-    """Start the daemon for `resume` and `transfer`, unless BITSCLI_NO_AUTOSTART is set."""
-    if not os.environ.get("BITSCLI_NO_AUTOSTART"):
+    """Start the daemon for `resume` and `transfer`, unless BITSCLI_NO_AUTOSTART is set or one runs.
+
+    A daemon that takes the nudge is running: that answer skips the lock probe, and the filelock import with it.
+    """
+    if not os.environ.get("BITSCLI_NO_AUTOSTART") and not wakeup.nudge():
         start()
 
 

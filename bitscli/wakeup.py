@@ -64,11 +64,19 @@ class Listener:
                 socket_path().unlink()
 
 
-def nudge() -> None:
-    """Wake this queue's daemon now; nothing happens when none listens (it notices the change at its next poll)."""
+def nudge() -> bool:
+    """Wake this queue's daemon now; True when one received the nudge, so it is running.
+
+    False says nothing either way: no daemon, a platform without the socket, or a full socket buffer (then
+    the daemon is due to wake anyway). Callers that must know fall back to instance.running().
+    """
     family = getattr(socket, "AF_UNIX", None)
     if family is None:
-        return
-    with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)  # a full buffer means the daemon is already due to wake
-        sock.sendto(b"!", str(socket_path()))
+        return False
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.sendto(b"!", str(socket_path()))
+    except OSError:  # no socket file, or nobody bound to it (a daemon that died): ENOENT, ECONNREFUSED
+        return False
+    return True

@@ -346,6 +346,20 @@ def test_part_files_are_made_ahead_and_an_ended_job_leaves_none(
     assert list(out.iterdir()) == []
 
 
+def test_a_nudge_is_taken_only_by_a_listening_daemon(home: Path) -> None:
+    from bitscli import paths, wakeup
+
+    paths.ensure_private_dir(paths.state_dir())  # as `daemon run` does first
+    assert not wakeup.nudge()  # no socket yet
+    listener = wakeup.Listener()
+    assert listener.listening
+    assert wakeup.nudge()  # `transfer` and `resume` skip the lock probe on this answer
+    listener.close()
+    assert not wakeup.nudge()
+    wakeup.socket_path().touch()  # a socket file no process is bound to (a daemon killed with -9)
+    assert not wakeup.nudge()
+
+
 def test_a_cli_change_wakes_the_daemon_without_waiting_for_its_poll(
     ok, server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,13 +45,15 @@ def transfer(
     job = service.create_transfer(ctx, name, job_type, parse_priority(priority), specs, dynamic)
     if acl is not None:
         service.set_properties(ctx, job.id, acl_flags=acl)
-    from bitscli import instance, spawn, wakeup
+    from bitscli import wakeup
 
-    wakeup.nudge()  # the daemon starts the job now, not at its next poll (about 50 ms saved)
-    if not no_daemon_start:
-        spawn.ensure_running()
-    if instance.running() is None:
-        output.warning("no daemon runs for this queue, so the job waits in QUEUED; start one: bitscli daemon start")
+    if not wakeup.nudge():  # a daemon that takes the nudge starts the job now, not at its next poll
+        from bitscli import instance, spawn
+
+        if not no_daemon_start:
+            spawn.ensure_running()
+        if instance.running() is None:
+            output.warning("no daemon runs for this queue, so the job waits in QUEUED; start one: bitscli daemon start")
     try:
         final = _follow(ctx, job.id)
     except KeyboardInterrupt:
