@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +87,7 @@ class Durability:
         self._lock = threading.Lock()
         self._waiting: list[_Finished] = []  # submitted, not yet taken by the helper thread
         self._scheduled = False  # a run is queued that will take everything waiting
+        self._hurry = threading.Event()  # set while the worker waits in drain(): no more files are coming
         self._queue: Queue | None = None  # used only on the helper thread
 
     def submit(self, index: int, part: str, size: int, etag: str | None, last_modified: str | None, url: str,
@@ -101,7 +101,11 @@ class Durability:
     def drain(self) -> None:
         """Wait until every finished file is recorded; raises the first failure (a local-disk error)."""
         pending, self._pending = self._pending, []
-        errors = [f.exception() for f in pending]
+        self._hurry.set()  # the last batch need not wait for company: every job's end would pay the pause
+        try:
+            errors = [f.exception() for f in pending]
+        finally:
+            self._hurry.clear()
         failure = next((e for e in errors if e is not None), None)
         if failure is not None:
             raise failure
@@ -122,7 +126,7 @@ class Durability:
         """
         # Let a few more files finish, so one sync and one transaction serve them all (a real-time pause on
         # the helper thread, not a timer: it never touches the injected clock).
-        time.sleep(BATCH_SECONDS)
+        self._hurry.wait(BATCH_SECONDS)
         with self._lock:
             batch, self._waiting, self._scheduled = self._waiting, [], False
         synced, failure = sync_files(batch)
