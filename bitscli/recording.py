@@ -139,7 +139,9 @@ class Durability:
                 return
             found = tx.files_at(self.job_id, [item.index for item in synced])  # one query for the batch
             done = []
-            for item in (item for item in synced if item.index in found):
+            for item in synced:
+                if item.index not in found:
+                    continue  # no such file any more: nothing to record
                 job, f = lifecycle.progress(
                     job, found[item.index], item.size, item.size, item.etag, item.last_modified, item.url, now,
                     item.active,

@@ -93,8 +93,9 @@ class Worker(threading.Thread):
             if job.state is JobState.QUEUED:
                 self.update(queue, lifecycle.connecting)
             recorder = Recorder(self, queue, index)
+            part = files.part_path(f.local_name, job.id, index)
             try:
-                version = _fetch(client, job, index, f, recorder)
+                version = _fetch(client, job, part, f, recorder)
             except _StopTransfer:
                 self._settle(queue, durability)
                 return
@@ -111,7 +112,6 @@ class Worker(threading.Thread):
                 self.fail(queue, index, err)
                 return
             quick = 0
-            part = files.part_path(f.local_name, job.id, index)
             url = recorder.url or f.remote_name
             durability.submit(index, part, version.size, version.etag, version.last_modified, url,
                               recorder.active_since_last())  # fmt: skip
@@ -190,13 +190,13 @@ class _StopTransfer(Exception):
     pass
 
 
-def _fetch(client: object, job: Job, index: int, f: JobFile, recorder: Recorder):  # type: ignore[no-untyped-def]
+def _fetch(client: object, job: Job, part: str, f: JobFile, recorder: Recorder):  # type: ignore[no-untyped-def]
     """Run the engine for one file of the job."""
     from bitscli.transfer import http, local, options
 
     download = http.Download(
         url=f.remote_name,
-        part=files.part_path(f.local_name, job.id, index),
+        part=part,
         offset=f.bytes_transferred,
         known=http.Version(f.bytes_total, f.etag, f.last_modified),
         headers=options.headers(job),
