@@ -1,7 +1,5 @@
 """Entry point for ``python -m bitscli``."""
 
-import sys
+from bitscli.cli import run
 
-from bitscli.cli import main
-
-sys.exit(main())
+run()

@@ -117,3 +117,22 @@ def _wait_until_reading_stdin(pid: int, timeout: float = 60.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the child never started reading stdin")
+
+
+def test_a_command_that_exits_quickly_still_delivers_its_output(home: Path) -> None:
+    # run() skips the interpreter's teardown (os._exit); what sits in stdout's buffer must be written first.
+    assert run_process("create", "quick").exit_code == 0
+    state = run_process("getstate", "quick", env={"PYTHONUNBUFFERED": ""})  # block-buffered, as by default
+    assert (state.exit_code, state.stdout) == (0, "SUSPENDED\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_output_that_cannot_be_written_is_an_error_not_a_silent_success(home: Path) -> None:
+    assert run_process("create", "full").exit_code == 0
+    env = {**os.environ, "PYTHONUNBUFFERED": ""}  # the write fails only at the final flush
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "bitscli", "getstate", "full"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == ExitCode.FAILURE
+    assert "error: could not write the output: No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr

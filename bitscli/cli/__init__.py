@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -128,6 +131,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if "bitscli.cli.options" in sys.modules:
             sys.modules["bitscli.cli.options"].close()  # closing lets SQLite checkpoint the WAL now
+
+
+def run() -> NoReturn:
+    """The console entry point: main(), then exit without the interpreter's teardown.
+
+    Freeing every module at exit took 13-28 ms of a 150 ms command here. Exit handlers still run and the
+    output is flushed first, so nothing a command wrote is lost; a failed flush is reported, not ignored.
+    """
+    code = main()
+    atexit._run_exitfuncs()  # filelock's and logging's handlers, as at a normal exit
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (`bitscli list | head`), as main() treats it
+    except OSError as exc:  # a full disk under `bitscli list > file`: the output is incomplete
+        from bitscli import output
+
+        output.error(f"could not write the output: {exc.strerror or exc}", "check the space left where it goes")
+        code = ExitCode.FAILURE
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _usage_error(exc: typer.TyperException) -> tuple[str, str]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from bitscli.model import Job, JobType
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 PART_SUFFIX = ".bitscli-part"
 _MAX_BASE = 160  # leaves room for ".<guid>.<index>.bitscli-part" within NAME_MAX (255)
@@ -73,6 +76,8 @@ class Precreator:
     def create(self, parts: list[str], until: int) -> None:
         self.until = until
         if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor  # deferred: complete and cancel import this module
+
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-files")
         self._executor.submit(_create_empty, parts)
 
