@@ -118,6 +118,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)  # identical runs here differ by up to 2x
     args = parser.parse_args()
     ensure_tools()
+    # pip compiles bytecode when it installs a package; an editable install (and PYTHONDONTWRITEBYTECODE,
+    # set on some machines) would otherwise recompile bitscli's changed sources on every command.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "bitscli")],
+                   check=True)  # fmt: skip
     results: list[tuple[str, float, str]] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:

@@ -148,7 +148,8 @@ def create_transfer(
     now = job.creation_time
     if dynamic:
         job = model.set_dynamic(job, True, now)
-    files = tuple(_checked_file(job, spec, ctx.config) for spec in specs)
+    writable_dirs: set[str] = set()
+    files = tuple(_checked_file(job, spec, ctx.config, writable_dirs) for spec in specs)
     job = model.resume(model.add_files(job, files, now, ctx.config.max_files_per_job), now)
     _insert(ctx, job)
     return job
@@ -168,17 +169,18 @@ def add_files(ctx: Context, ref: str, specs: Sequence[FileSpec]) -> tuple[Job, t
     """Add all files or none (one transaction), after checking every name against the job's type."""
     with ctx.queue.write() as tx:
         job = resolve(tx, ref)
-        new_files = tuple(_checked_file(job, spec, ctx.config) for spec in specs)
+        writable_dirs: set[str] = set()
+        new_files = tuple(_checked_file(job, spec, ctx.config, writable_dirs) for spec in specs)
         new = model.add_files(job, new_files, ctx.clock.now(), ctx.config.max_files_per_job)
         tx.update(new, job)
     return new, new_files
 
 
-def _checked_file(job: Job, spec: FileSpec, config: Config) -> JobFile:
+def _checked_file(job: Job, spec: FileSpec, config: Config, writable_dirs: set[str]) -> JobFile:
     try:
         upload = job.type.is_upload
         remote = values.check_remote_name(spec.remote, upload=upload)
-        local = values.check_local_name(spec.local, upload=upload)
+        local = values.check_local_name(spec.local, upload=upload, writable_dirs=writable_dirs)
         ranges: tuple[model.ByteRange, ...] = ()
         if spec.ranges is not None:
             if upload:

@@ -38,6 +38,7 @@ NULL_WORDS = {"NULL", ""}  # BitsAdmin's spelling of "no value"
 _GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
 CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+SPACE_RE = re.compile(r"\s")  # what str.isspace() finds, in one scan (a 1,000-file job checks 1,000 URLs)
 _E = TypeVar("_E", JobPriority, ProxyUsage, AuthTarget, AuthScheme)
 
 
@@ -178,7 +179,7 @@ def check_remote_name(remote: str, *, upload: bool) -> str:
         if upload:
             raise InvalidValue("an upload needs an http:// or https:// URL as its remote name")
         return os.path.normpath(remote)
-    if any(c.isspace() for c in remote):
+    if SPACE_RE.search(remote):
         raise InvalidValue(f"remote name {remote!r} contains spaces", hint="percent-encode them as %20")
     parts = urlsplit(remote)
     scheme = parts.scheme.lower()
@@ -210,8 +211,12 @@ def check_remote_name(remote: str, *, upload: bool) -> str:
     return remote
 
 
-def check_local_name(local: str, *, upload: bool) -> str:
-    """An absolute path: an existing readable file for uploads, a writable place for downloads."""
+def check_local_name(local: str, *, upload: bool, writable_dirs: set[str] | None = None) -> str:
+    """An absolute path: an existing readable file for uploads, a writable place for downloads.
+
+    ``writable_dirs`` holds the directories this command already found writable; the ones found here join it,
+    so the many files of one directory cost one check of it.
+    """
     _check_text(local, "the local name", MAX_LOCAL_NAME)
     if not os.path.isabs(local):
         raise InvalidValue(
@@ -228,14 +233,17 @@ def check_local_name(local: str, *, upload: bool) -> str:
             raise InvalidValue(f"the file to upload is not readable: {path}", code=HResult.E_ACCESSDENIED)
         return path
     parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
+    known = writable_dirs is not None and parent in writable_dirs
+    if not known and not os.path.isdir(parent):
         raise InvalidValue(
             f"the directory {parent} does not exist", hint=f"create it first: mkdir -p {shlex.quote(parent)}"
         )
     if os.path.isdir(path):
         raise InvalidValue(f"local name {path} is an existing directory", hint="name the file inside it")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not known and not os.access(parent, os.W_OK | os.X_OK):
         raise InvalidValue(f"the directory {parent} is not writable", code=HResult.E_ACCESSDENIED)
+    if writable_dirs is not None:
+        writable_dirs.add(parent)
     return path
 
 

@@ -325,6 +325,24 @@ def test_addfileset_is_all_or_nothing(cli, ok, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("last", "text"),
+    [("adir", "line 3: local name"), ("nodir/c", "line 3: the directory")],
+    ids=["an existing directory", "a missing directory"],
+)
+def test_each_file_of_a_set_is_checked_after_its_directory_was(cli, ok, tmp_path: Path, last: str, text: str) -> None:
+    # The directory of a set's first files is checked once; each file, and each other directory, still is.
+    (tmp_path / "adir").mkdir()
+    job = ok("create", "--raw", "j").stdout
+    listing = tmp_path / "list.txt"
+    names = ("a", "b", last)
+    listing.write_text("".join(f"http://127.0.0.1:9/{i} {tmp_path}/{name}\n" for i, name in enumerate(names)))
+    result = cli("addfileset", job, str(listing))
+    assert result.exit_code == ExitCode.USAGE
+    assert text in result.stderr
+    assert ok("getfilestotal", job).stdout == "0\n"
+
+
+@pytest.mark.parametrize(
     ("content", "text"),
     [
         ("[limits\n", "not valid TOML"),
