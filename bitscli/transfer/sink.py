@@ -41,8 +41,8 @@ class PartWriter:
         self.fd, self.offset = fd, offset  # bytes written so far; read it only after close()
         self.syncer = Syncer(fd, progress, version, url)
         self.error: BaseException | None = None  # the first disk error; the reader stops when it sees it
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
-        self.thread: threading.Thread | None = None  # started once INLINE_BYTES are written
+        # The writer thread and its queue, made once INLINE_BYTES are written (10 us: most files need neither).
+        self.behind: tuple[queue.Queue[bytes | None], threading.Thread] | None = None
         self.start, self.closed = offset, False
 
     def pump(
@@ -75,22 +75,25 @@ class PartWriter:
         return self.close()
 
     def write(self, chunk: bytes) -> None:
-        if self.thread is None:
+        if self.behind is None:
             if self.offset - self.start < INLINE_BYTES:
                 # The first MiB is written here: a thread costs more than a small file's few short reads.
                 self._capture(self._write, chunk)
                 return
-            self.thread = threading.Thread(target=self._run, name="part-writer", daemon=True)
-            self.thread.start()
-        self.chunks.put(chunk)
+            chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
+            thread = threading.Thread(target=self._run, args=(chunks,), name="part-writer", daemon=True)
+            thread.start()
+            self.behind = (chunks, thread)
+        self.behind[0].put(chunk)
 
     def close(self) -> int:
         """Wait for every queued byte and the checkpoint in flight; the offset written. Raises a disk error."""
         if not self.closed:
             self.closed = True
-            if self.thread is not None:
-                self.chunks.put(None)
-                self.thread.join()
+            if self.behind is not None:
+                chunks, thread = self.behind
+                chunks.put(None)
+                thread.join()
             if self.error is None:
                 self._capture(self.syncer.finish)
         if self.error is not None:
@@ -106,8 +109,8 @@ class PartWriter:
         self.syncer.save(offset)
         return offset
 
-    def _run(self) -> None:
-        while (chunk := self.chunks.get()) is not None:
+    def _run(self, chunks: queue.Queue[bytes | None]) -> None:
+        while (chunk := chunks.get()) is not None:
             if self.error is None:  # after an error, only drain: the reader stops at its next chunk
                 self._capture(self._write, chunk)
 
