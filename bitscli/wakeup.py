@@ -45,16 +45,19 @@ class Listener:
     def listening(self) -> bool:
         return self._sock is not None
 
-    def wait(self, timeout: float, stop: threading.Event) -> None:
-        """Return when nudged, once ``stop`` is set (whoever sets it nudges too), or after ``timeout`` seconds."""
+    def wait(self, timeout: float, stop: threading.Event) -> bool:
+        """Return when nudged, once ``stop`` is set (whoever sets it nudges too), or after ``timeout`` seconds;
+        True when a nudge came."""
         if self._sock is None:
             stop.wait(timeout)
-            return
+            return False
         if not stop.is_set():
             select.select([self._sock], [], [], timeout)
+        nudged = False
         with contextlib.suppress(OSError):  # BlockingIOError once every queued nudge is read
             while self._sock.recv(64):
-                pass
+                nudged = True
+        return nudged
 
     def close(self) -> None:
         if self._sock is not None:

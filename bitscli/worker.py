@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bitscli import lifecycle
+from bitscli import lifecycle, wakeup
 from bitscli.clock import Clock
 from bitscli.errors import BitsError
 from bitscli.model import ErrorContext, Job, JobFile, JobState
@@ -69,6 +69,9 @@ class Worker(threading.Thread):
             client.close()
             self._discard_if_ended(queue)
             queue.close()
+            # The daemon ticks for its workers' commits only now and then (daemon.UNANNOUNCED_SECONDS): a job
+            # that ended announces it, so the next one starts, and a notification runs, at once.
+            wakeup.nudge()
 
     def _run(self, queue: Queue, client: Client, durability: Durability) -> None:
         quick = 0

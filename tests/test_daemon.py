@@ -390,6 +390,80 @@ def test_a_cli_change_wakes_the_daemon_without_waiting_for_its_poll(
     assert not wakeup.socket_path().exists()
 
 
+class _LoopUnderTest:
+    """Daemon.run in a thread, with a bound wake-up socket and a clock that stands still (no periodic ticks)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from bitscli import daemon as daemon_module
+        from bitscli import paths, wakeup
+
+        monkeypatch.setattr(daemon_module, "POLL_SECONDS", 0.01)  # data_version is looked at 100 times a second
+        self.listener = wakeup.Listener()
+        assert self.listener.listening
+        self.daemon = daemon_module.Daemon(paths.queue_path(), FakeClock(), wake=self.listener)
+        self.ticks = 0
+        self.ticked = threading.Event()
+        tick = self.daemon.tick
+
+        def counted() -> object:
+            plan = tick()
+            self.ticks += 1
+            self.ticked.set()
+            return plan
+
+        self.daemon.tick = counted  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
+
+    def __enter__(self) -> _LoopUnderTest:
+        self.thread.start()
+        assert self.ticked.wait(30)  # the first tick is done
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from bitscli import wakeup
+
+        self.daemon.stop_event.set()
+        wakeup.nudge()
+        self.thread.join(30)
+        self.listener.close()
+        assert not self.thread.is_alive()
+
+
+def test_the_daemon_does_not_tick_for_each_commit_of_its_own_workers(
+    ok, server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A job of small files commits its progress every few milliseconds; a tick reads every live job. Where
+    # commands nudge the daemon, those commits wait for a later tick (its clock stands still here: none).
+    job = ok("create", "--raw", "many").stdout
+    for i in range(30):
+        server.put(f"/s{i}", b"s" * 1000)
+        server.fault(path=f"/s{i}", delay=0.03)  # each file lands in a batch of its own
+        ok("addfile", job, server.url(f"/s{i}"), str(tmp_path / f"s{i}"))
+    with _LoopUnderTest(monkeypatch) as loop:
+        ok("resume", job)
+        wait_for(lambda: state(job) is JobState.TRANSFERRED)
+        assert loop.ticks <= 4  # the first, the resume's nudge, the worker's as it ends (and one that raced it)
+    ok("complete", job)
+    assert all((tmp_path / f"s{i}").read_bytes() == b"s" * 1000 for i in range(30))
+
+
+def test_a_job_that_ends_wakes_the_daemon_to_start_the_next(
+    ok, server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two background jobs run one at a time. The clock stands still and the queue's changes wait: only the
+    # first worker's nudge as it ends can start the second job.
+    server.put("/g", b"second job")
+    first = ok("create", "--raw", "first").stdout
+    ok("addfile", first, server.url("/f"), str(tmp_path / "f"))
+    second = ok("create", "--raw", "second").stdout
+    ok("addfile", second, server.url("/g"), str(tmp_path / "g"))
+    with _LoopUnderTest(monkeypatch):
+        ok("resume", first)
+        ok("resume", second)
+        wait_for(lambda: state(first) is JobState.TRANSFERRED)
+        wait_for(lambda: state(second) is JobState.TRANSFERRED)
+
+
 def test_follow_and_report_rewrites_the_remote_name(new_daemon, ok, server, tmp_path: Path) -> None:
     server.fault(path="/old", status=302, headers={"Location": "/f"})
     job = ok("create", "--raw", "moved").stdout
