@@ -41,14 +41,15 @@ class Daemon:
         self.current: scheduler.Slice | None = None
         self.stop_event = threading.Event()
         self.wake = wake or wakeup.Listener(bind=False)  # the CLI's nudges, where the platform allows them
+        self._headers: list[Job] = []  # the live jobs as last read, and the queue's stamp then
+        self._headers_stamp: tuple[int, int] | None = None
 
     def tick(self) -> scheduler.Plan:
         """One pass: timers, jobs left active by a stopped worker or a crash, then the schedule."""
         for job_id in [j for j, w in self.workers.items() if not w.is_alive()]:
             del self.workers[job_id]
         now = self.clock.now()
-        with self.queue.read() as tx:  # headers only, and no write lock unless something changes
-            jobs = tx.job_headers()
+        jobs = self._job_headers()
         abandoned: list[Job | None] = []
         if any(self._due(job, now) is not job for job in jobs):
             with self.queue.write() as tx:
@@ -78,6 +79,20 @@ class Daemon:
         self._cancel_sessions()
         self._notifications(jobs, now)
         return plan
+
+    def _job_headers(self) -> list[Job]:
+        """Every live job's header: read again only when the queue may have changed since the last tick.
+
+        Most ticks come from the clock, for timers, with nothing changed: reading and decoding 10,000 headers
+        took 0.2 s, a fifth of the CPU of an idle daemon. The stamp is taken before the read, so a commit
+        racing it only causes one more read.
+        """
+        stamp = self.queue.stamp()
+        if stamp != self._headers_stamp:
+            with self.queue.read() as tx:  # headers only, and no write lock unless something changes
+                self._headers = tx.job_headers()
+            self._headers_stamp = stamp
+        return list(self._headers)
 
     def _notifications(self, jobs: list[Job], now: float) -> None:
         """Run the command lines of jobs that reached TRANSFERRED or ERROR, each on its own thread."""
