@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -136,3 +138,14 @@ def test_output_that_cannot_be_written_is_an_error_not_a_silent_success(home: Pa
     assert done.returncode == ExitCode.FAILURE
     assert "error: could not write the output: No space left on device" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_command_exits_with_its_change_committed_and_the_wal_left_for_the_next(home: Path) -> None:
+    # run() leaves the queue open at exit, so SQLite does not copy the WAL into the database then (three
+    # fsyncs): the change is durable in the WAL, which any other connection reads.
+    assert run_process("create", "kept").exit_code == 0
+    assert (home / "queue.db-wal").stat().st_size > 0
+    with contextlib.closing(sqlite3.connect(f"file:{home / 'queue.db'}?mode=ro", uri=True)) as conn:
+        names = [row[0] for row in conn.execute("SELECT display_name FROM jobs")]
+    assert names == ["kept"]
+    assert run_process("getstate", "kept").stdout == "SUSPENDED\n"

@@ -88,8 +88,8 @@ def _command_name(args: list[str]) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (README lists them)."""
+def main(argv: list[str] | None = None, exiting: bool = False) -> int:
+    """Run one command; returns the exit code (README lists them). ``exiting``: the process ends right after."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("BITSCLI_DEBUG"))
     while args and args[0] in ("--debug", "--version", "-V"):
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.FAILURE
     finally:
         if "bitscli.cli.options" in sys.modules:
-            sys.modules["bitscli.cli.options"].close()  # closing lets SQLite checkpoint the WAL now
+            sys.modules["bitscli.cli.options"].close(checkpoint=not exiting)
 
 
 def run() -> NoReturn:
@@ -138,8 +138,9 @@ def run() -> NoReturn:
 
     Freeing every module at exit took 13-28 ms of a 150 ms command here. Exit handlers still run and the
     output is flushed first, so nothing a command wrote is lost; a failed flush is reported, not ignored.
+    The queue is left open (see options.close).
     """
-    code = main()
+    code = main(exiting=True)
     atexit._run_exitfuncs()  # filelock's and logging's handlers, as at a normal exit
     try:
         sys.stdout.flush()
