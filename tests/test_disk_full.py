@@ -12,6 +12,7 @@ import pytest
 
 from bitscli import service
 from bitscli.model import ErrorContext, JobState
+from bitscli.transfer import direct
 from bitscli.transfer.classify import E_DISK_FULL, TransferError
 from bitscli.transfer.client import Client
 from bitscli.transfer.http import Download, download
@@ -56,7 +57,13 @@ def server() -> Iterator[FaultServer]:
     srv.close()
 
 
-def test_the_engine_reports_a_full_disk_and_resumes_after_space_is_freed(server, small_disk: Disk) -> None:
+@pytest.mark.parametrize("around_the_cache", [False, True], ids=["page cache", "O_DIRECT"])
+def test_the_engine_reports_a_full_disk_and_resumes_after_space_is_freed(
+    server, small_disk: Disk, around_the_cache: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if around_the_cache:  # the path of long bodies (bitscli/transfer/direct.py), for a 3 MiB one
+        monkeypatch.setattr(direct, "MIN_BYTES", 1 << 20)
+        monkeypatch.setattr(direct, "BUFFER", 256 << 10)
     part, progress = small_disk.path / ".part", Checkpoints()
     client = Client()
     with pytest.raises(TransferError) as caught:

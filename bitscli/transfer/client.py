@@ -8,7 +8,7 @@ import os
 import select
 import socket
 import ssl
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -40,6 +40,11 @@ class Response:
     def read1(self, size: int) -> bytes:
         """Up to ``size`` bytes of the body as they arrive (at most one read from the socket); b"" at its end."""
         raise NotImplementedError
+
+    @property
+    def readinto1(self) -> Callable[[memoryview], int] | None:
+        """Like read1, into a buffer of the caller's: the bytes read, 0 at the end. None where not offered."""
+        return None
 
     def abort(self) -> None:
         """Shut the socket down, from another thread: a read blocked on a stalled server returns at once."""
@@ -166,6 +171,24 @@ class _PlainResponse(Response):
 
     def read1(self, size: int) -> bytes:
         return self.raw.read1(size)
+
+    @property
+    def readinto1(self) -> Callable[[memoryview], int] | None:
+        raw = self.raw
+        if raw.chunked or raw.length is None or raw.fp is None:  # type: ignore[attr-defined]
+            return None  # offered for bodies of known length only, which are the socket's bytes as they come
+        return self._readinto1
+
+    def _readinto1(self, view: memoryview) -> int:
+        raw = self.raw
+        if raw.fp is None or not raw.length:
+            return 0
+        got = raw.fp.readinto1(view[: raw.length])  # http.client's buffer first, else one read from the socket
+        if got:
+            raw.length -= got
+        else:
+            raw._close_conn()  # type: ignore[attr-defined]  # cut short: as http.client's read1 does
+        return got
 
     def abort(self) -> None:
         _shut_down(self.sock)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
-from bitscli.transfer import files, sink
+from bitscli.transfer import direct, files, sink
 from bitscli.transfer.classify import (
     BG_E_INSUFFICIENT_RANGE_SUPPORT,
     BG_E_TOO_MANY_REDIRECTS,
@@ -232,7 +232,7 @@ def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: i
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
         # A read blocked on a stalled server must return at once on a stop (suspend within a second).
         progress.transferring(response.abort, url)
-        return stream(response, fd, offset, version, progress, url)
+        return stream(response, fd, offset, version, progress, url, part=job.part)
 
 
 def check_partial(response: Response, offset: int, known: Version) -> int:
@@ -252,16 +252,24 @@ def check_partial(response: Response, offset: int, known: Version) -> int:
 
 def stream(
     response: Response, fd: int, offset: int, version: Version, progress: Progress, url: str,
-    end: int | None = None,
+    end: int | None = None, part: str | None = None,
 ) -> Version:  # fmt: skip
     """Copy the body to the part file; checkpoints only ever name fsynced bytes.
 
-    This thread reads; a PartWriter writes behind it, and its Syncer fsyncs and checkpoints behind that.
+    This thread reads; a PartWriter writes behind it, and its Syncer fsyncs and checkpoints behind that. A long
+    body of known length (``part`` named, and no ``end`` inside a ranged file) goes around the page cache.
     """
-    writer = sink.PartWriter(fd, offset, progress, version, url)
-    offset = writer.pump(
-        lambda: response.read1(CHUNK), progress.stop_requested, TRANSPORT_ERRORS, lambda exc: transport_error(exc, url)
-    )
+    read_error = lambda exc: transport_error(exc, url)  # noqa: E731
+    readinto1 = response.readinto1
+    long = version.size != UNKNOWN and version.size - offset >= direct.MIN_BYTES
+    direct_fd = direct.open_for(part) if part and end is None and long and readinto1 else None
+    writer: sink.PartWriter
+    if direct_fd is not None and readinto1 is not None:
+        writer = around = direct.DirectPartWriter(direct_fd, fd, offset, progress, version, url)
+        offset = around.pump_into(readinto1, progress.stop_requested, TRANSPORT_ERRORS, read_error)
+    else:
+        writer = sink.PartWriter(fd, offset, progress, version, url)
+        offset = writer.pump(lambda: response.read1(CHUNK), progress.stop_requested, TRANSPORT_ERRORS, read_error)
     expected = version.size if end is None else end  # where this body must end in the part file
     if expected != UNKNOWN and offset != expected:
         writer.save()

@@ -139,13 +139,14 @@ class Syncer:
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.dropped_offset = 0  # the part file's pages below this were fsynced and let go from the cache
+        self.every_bytes = CHECKPOINT_BYTES
 
     def maybe_checkpoint(self, offset: int) -> None:
         if self.thread is not None and self.thread.is_alive():
             return
         self._raise_pending()
         # Small files finish before the first interval and are saved once, at the end, with no thread.
-        due_bytes = offset - (self.synced_offset or 0) >= CHECKPOINT_BYTES
+        due_bytes = offset - (self.synced_offset or 0) >= self.every_bytes
         if due_bytes or time.monotonic() - self.synced_at >= CHECKPOINT_SECONDS:
             self.synced_at, self.synced_offset = time.monotonic(), offset
             self.thread = threading.Thread(target=self._sync, args=(offset,), daemon=True)
