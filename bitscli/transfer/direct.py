@@ -42,8 +42,8 @@ class DirectPartWriter(PartWriter):
     """A PartWriter whose writer thread writes whole buffers with O_DIRECT at aligned offsets.
 
     Through the page cache every byte is copied once more and written back by the kernel, and the checkpoint
-    fsyncs wait for that write-back. For 1 GiB from nginx on this VM: 0.77-0.81 s and 0.35-0.42 s of CPU this
-    way, against 1.04-1.08 s and 1.0 s (and curl's 0.86-1.7 s, which never fsyncs). The bytes before the first
+    fsyncs wait for that write-back. A worker fetching 1 GiB from nginx on this VM took 0.85-0.89 s and 0.45 s of
+    CPU this way, against 0.94-1.04 s and 0.95 s through the cache (interleaved runs). The bytes before the first
     aligned offset, a last buffer's unaligned end, and everything after a filesystem refused a direct write
     (EINVAL) go through the page cache; fsync covers both, so checkpoints mean what they always mean.
     """
