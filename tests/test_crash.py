@@ -62,6 +62,38 @@ def test_kill_9_during_20_downloads(ok, home: Path, tmp_path: Path) -> None:
         server.close()
 
 
+def test_kill_9_during_a_download_that_goes_around_the_page_cache(ok, home: Path, tmp_path: Path) -> None:
+    # 33 MiB: past direct.MIN_BYTES, so the daemon writes it with O_DIRECT in 4 MiB buffers (flushed early on
+    # this slowed link) and checkpoints every 128 MiB or second. Kills land between and during those writes.
+    rng = random.Random(33)
+    data = os.urandom(33 << 20)
+    server = FaultServer()
+    server.put("/big", data)
+    server.chunk_delay = 0.01  # 64 KiB chunks: about 6 MB/s, so the file spans several kills
+    daemon = DaemonProcess(home)
+    target = tmp_path / "big.bin"
+    try:
+        job = ok("create", "--raw", "--priority", "FOREGROUND", "big").stdout
+        ok("addfile", job, server.url("/big"), str(target))
+        ok("resume", job)
+        daemon.start()
+        for _ in range(3):
+            time.sleep(rng.uniform(1.3, 2.0))  # past the first checkpoint, one second into the transfer
+            daemon.kill9()
+            assert not target.exists()
+            daemon.start()
+        deadline = time.monotonic() + 240
+        while not all_transferred([job]):
+            assert time.monotonic() < deadline, states([job])
+            time.sleep(0.1)
+        ok("complete", job)
+        assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+        assert any(s.headers.get("Range") for s in server.gets("/big")), "no kill landed after a checkpoint"
+    finally:
+        daemon.close()
+        server.close()
+
+
 def all_transferred(jobs: list[str]) -> bool:
     ctx = service.open_context()
     try:
