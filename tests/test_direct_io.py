@@ -137,3 +137,26 @@ def test_short_bodies_and_unknown_lengths_keep_the_page_cache(client, server, wr
     assert part.read_bytes() == DATA[: 1 << 19]
     assert sha((tmp_path / "chunked").read_bytes()) == sha(DATA)
     assert writers == []
+
+
+def test_https_bodies_go_around_the_page_cache_too(writers, tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = FaultServer(tls=context)
+    server.put("/f", DATA)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    client = Client()
+    try:
+        job = Download(server.url("/f"), str(tmp_path / "p"), timeout=(5, 5), request_options={"verify": str(bundle)})
+        download(client, job, Checkpoints())
+    finally:
+        client.close()
+        server.close()
+    assert sha((tmp_path / "p").read_bytes()) == sha(DATA)
+    assert len(writers) == 1  # TLS records are read into the aligned buffers as plain bytes are
