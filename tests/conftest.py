@@ -110,3 +110,13 @@ def snapshot(cli) -> Any:
     result = cli("list", "--all", "--json")
     assert result.exit_code == 0, result.stderr
     return result.json
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    """A transfer Client (one job's kept-alive connections), closed after the test."""
+    from bitscli.transfer.client import Client
+
+    made = Client()
+    yield made
+    made.close()

@@ -47,13 +47,6 @@ def server() -> Iterator[FaultServer]:
     srv.close()
 
 
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client()
-    yield c
-    c.close()
-
-
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,13 +62,6 @@ class ScriptedServer:
     def close(self) -> None:
         self.script.clear()
         self.listener.close()
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client()
-    yield c
-    c.close()
 
 
 def serve(script: list[bytes | tuple[bytes, bool]]) -> ScriptedServer:

@@ -66,10 +66,12 @@ class DirectPartWriter(PartWriter):
         chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=BUFFERS)
         thread = threading.Thread(target=self._run_direct, args=(chunks, pool), name="part-writer", daemon=True)
         thread.start()
-        self.behind = (chunks, thread)  # type: ignore[assignment]  # close() sends None and joins, as in pump()
-        buffer, filled, position = pool.get(), 0, self.offset
-        head = -position % ALIGN  # a resumed file: the first buffer ends at the first aligned offset
-        try:
+        self.behind = (chunks, thread)
+        buffer, filled, position = pool.get(), 0, self.offset  # the buffer being filled, and where it goes
+
+        def copy() -> None:
+            nonlocal buffer, filled, position
+            head = -position % ALIGN  # a resumed file: the first buffer ends at the first aligned offset
             while self.error is None:
                 if stop_requested():
                     raise Stopped
@@ -78,7 +80,7 @@ class DirectPartWriter(PartWriter):
                 while filled < want:
                     got = readinto1(memoryview(buffer)[filled:want])
                     if not got:
-                        return self._finish(chunks, buffer, filled, position)  # the body's end (or a cut)
+                        return  # the body's end (or a cut: the caller compares the offset with the length)
                     filled += got
                     if time.monotonic() - started >= FLUSH_SECONDS:
                         break
@@ -91,26 +93,12 @@ class DirectPartWriter(PartWriter):
                 chunks.put((buffer, ready, position))
                 buffer, filled, position = spare, carried, position + ready
                 head = -position % ALIGN
-            return self._finish(chunks, buffer, filled, position)
-        except Stopped:
-            self._finish(chunks, buffer, filled, position, close=False)
-            self.save()
-            raise
-        except read_errors as exc:
-            self._finish(chunks, buffer, filled, position, close=False)
-            self.save()
-            raise read_error(exc) from None
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                self.close()
-            raise
 
-    def _finish(
-        self, chunks: queue.Queue[_Chunk | None], buffer: mmap.mmap, filled: int, position: int, close: bool = True
-    ) -> int:
-        if filled:
-            chunks.put((buffer, filled, position))
-        return self.close() if close else position + filled
+        def flush() -> None:
+            if filled:
+                chunks.put((buffer, filled, position))
+
+        return self.guarded(copy, flush, read_errors, read_error)
 
     def _run_direct(self, chunks: queue.Queue[_Chunk | None], pool: queue.Queue[mmap.mmap]) -> None:
         while (chunk := chunks.get()) is not None:

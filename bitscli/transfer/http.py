@@ -259,12 +259,15 @@ def stream(
     This thread reads; a PartWriter writes behind it, and its Syncer fsyncs and checkpoints behind that. A long
     body of known length (``part`` named, and no ``end`` inside a ranged file) goes around the page cache.
     """
-    read_error = lambda exc: transport_error(exc, url)  # noqa: E731
+
+    def read_error(exc: BaseException) -> Exception:
+        return transport_error(exc, url)
+
     readinto1 = response.readinto1
     long = version.size != UNKNOWN and version.size - offset >= direct.MIN_BYTES
-    direct_fd = direct.open_for(part) if part and end is None and long and readinto1 else None
+    direct_fd = direct.open_for(part) if readinto1 and part and end is None and long else None
     writer: sink.PartWriter
-    if direct_fd is not None and readinto1 is not None:
+    if readinto1 and direct_fd is not None:
         writer = around = direct.DirectPartWriter(direct_fd, fd, offset, progress, version, url)
         offset = around.pump_into(readinto1, progress.stop_requested, TRANSPORT_ERRORS, read_error)
     else:

@@ -42,7 +42,7 @@ class PartWriter:
         self.syncer = Syncer(fd, progress, version, url)
         self.error: BaseException | None = None  # the first disk error; the reader stops when it sees it
         # The writer thread and its queue, made once INLINE_BYTES are written (10 us: most files need neither).
-        self.behind: tuple[queue.Queue[bytes | None], threading.Thread] | None = None
+        self.behind: tuple[queue.Queue[Any], threading.Thread] | None = None  # close() sends it None, then joins
         self.start, self.closed = offset, False
 
     def pump(
@@ -54,18 +54,32 @@ class PartWriter:
         A stop, or one of ``read_errors`` (raised as ``read_error(exc)``), first saves what was written; a
         disk error stops the reading and close() raises it; anything else leaves no writer thread behind.
         """
-        try:
+
+        def copy() -> None:
             while self.error is None:
                 if stop_requested():
                     raise Stopped
                 chunk = read()
                 if not chunk:
-                    break
+                    return
                 self.write(chunk)
+
+        return self.guarded(copy, lambda: None, read_errors, read_error)
+
+    def guarded(
+        self, copy: Callable[[], None], flush: Callable[[], None],
+        read_errors: tuple[type[BaseException], ...], read_error: Callable[[Any], Exception],
+    ) -> int:  # fmt: skip
+        """Run a pump's ``copy`` loop under pump()'s rules; ``flush`` hands the writer what the loop still holds."""
+        try:
+            copy()
+            flush()
         except Stopped:
+            flush()
             self.save()
             raise
         except read_errors as exc:
+            flush()
             self.save()
             raise read_error(exc) from None
         except BaseException:
@@ -80,7 +94,7 @@ class PartWriter:
                 # The first MiB is written here: a thread costs more than a small file's few short reads.
                 self._capture(self._write, chunk)
                 return
-            chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
+            chunks: queue.Queue[Any] = queue.Queue(maxsize=QUEUED_CHUNKS)
             thread = threading.Thread(target=self._run, args=(chunks,), name="part-writer", daemon=True)
             thread.start()
             self.behind = (chunks, thread)
