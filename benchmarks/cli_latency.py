@@ -45,20 +45,20 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def populate(home: Path, count: int) -> str:
     """Insert ``count`` jobs with one file each straight through the store, in one transaction."""
     os.environ["BITSCLI_HOME"] = str(home)
-    from bitscli import service
-    from bitscli.model import JobFile, JobType
-
-    ctx = service.open_context()
-    first = service.create_job(ctx, "bulk-0", JobType.DOWNLOAD)
     import dataclasses
 
-    from bitscli import values
+    from bitscli.inputs import fields
+    from bitscli.model import JobFile, JobType
+    from bitscli.service.context import open_context
+    from bitscli.service.jobs import create_job
 
+    ctx = open_context()
+    first = create_job(ctx, "bulk-0", JobType.DOWNLOAD)
     with ctx.queue.write() as tx:
         for i in range(1, count):
             job = dataclasses.replace(
                 first,
-                id=values.new_guid(),
+                id=fields.new_guid(),
                 display_name=f"bulk-{i}",
                 files=(JobFile(f"http://127.0.0.1:1/f{i}", f"/tmp/bulk/f{i}", 1024, 512),),
             )

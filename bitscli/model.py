@@ -118,6 +118,7 @@ class SecurityFlags(enum.IntFlag):
 ACL_LETTERS = {"O": 1, "G": 2, "D": 4, "S": 8}  # BG_COPY_FILE_OWNER/GROUP/DACL/SACL
 
 # Defaults from bits.md §2.4.
+ACTIVE_STATES = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)  # the daemon has work (§2.2)
 DEFAULT_NOTIFY_FLAGS = NotifyFlags.JOB_TRANSFERRED | NotifyFlags.JOB_ERROR
 DEFAULT_MIN_RETRY_DELAY = 600
 MIN_RETRY_DELAY_FLOOR = 5  # "Values under 5 s are raised to 5"
@@ -224,10 +225,29 @@ class Job:
         return sum(f.bytes_transferred for f in self.files)
 
 
-# --- transitions: pure functions, each takes `now` and returns a new Job -------------------------
+@dataclass(frozen=True)
+class UploadState:
+    """What an upload job keeps between runs: its BITS session, where packets go, and its reply (bits.md §4)."""
+    session_id: str | None = None  # echoed byte for byte: not always a GUID
+    session_url: str | None = None  # where the session's packets go: the job URL, or its BITS-Host-Id variant
+    host_fallback: float | None = None  # BITS-Host-Id-Fallback-Timeout in seconds; None waits for ever
+    host_failing_since: float | None = None  # when the host-id server first could not be reached
+    local_stamp: str | None = None  # size, mtime and inode of the local file when the upload began
+    reply_url: str | None = None  # BITS-Reply-URL from the last fragment's Ack
+    reply_total: int = UNKNOWN
+    reply_transferred: int = 0
+    reply_etag: str | None = None
+    reply_last_modified: str | None = None
+    reply_done: bool = False
+    closed: bool = False  # Close-Session (or Cancel-Session) was answered: nothing left on the server
+
+    @property
+    def needs_cancel(self) -> bool:
+        """A cancelled job still holding a session: tell the server so it frees it (Cancel-Session)."""
+        return self.session_id is not None and not self.closed
 
 
-def _require_not_final(job: Job, action: str) -> None:
+def _require_not_final(job: Job, action: str) -> None:  # the transitions below are pure: each takes `now`
     # "Final states never change ... any transition or setter on them gives BG_E_INVALID_STATE."
     if job.state.is_final:
         raise InvalidState(
@@ -343,8 +363,7 @@ def set_dynamic(job: Job, dynamic: bool, now: float) -> Job:
 def set_reply_file_name(job: Job, path: str, now: float) -> Job:
     if job.type is not JobType.UPLOAD_REPLY:
         raise InvalidValue(
-            f"job {job.id} is a {job.type.label} job; a reply file belongs to upload-reply jobs",
-            code=HResult.E_NOTIMPL,
+            f"job {job.id} is a {job.type.label} job; a reply file belongs to upload-reply jobs", code=HResult.E_NOTIMPL
         )
     return modify(job, now, "change", reply_file_name=path)
 

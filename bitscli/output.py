@@ -8,10 +8,11 @@ import time
 import traceback
 from typing import Any
 
-from bitscli.connection import redact_header
 from bitscli.errors import BitsError, format_hresult
+from bitscli.inputs.fields import format_acl_flags
+from bitscli.inputs.names import redact_url
+from bitscli.inputs.network import redact_header
 from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags
-from bitscli.values import format_acl_flags, redact_url
 
 JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the documented JSON (README)
 

@@ -41,15 +41,6 @@ COPY_TO_DESTINATION = "BITS-Copy-File-To-Destination"
 CONTEXT_SERVER = 0x5  # BG_ERROR_CONTEXT_REMOTE_FILE: the BITS server itself
 CONTEXT_APPLICATION = 0x7  # BG_ERROR_CONTEXT_REMOTE_APPLICATION: the server application
 
-# HRESULTs the protocol carries.
-E_INVALIDARG = 0x80070057
-E_ACCESSDENIED = 0x80070005
-BG_E_SESSION_NOT_FOUND = 0x8020001F
-BG_E_TOO_LARGE = 0x80200020
-BG_E_LOCAL_FILE_CHANGED = 0x8020001D
-BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH = 0x80200022
-BG_E_INSUFFICIENT_HTTP_SUPPORT = 0x80200012
-
 MAX_SESSION_ID = 100  # "any HTTP-legal string up to 100 characters"
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
 _SESSION_ID = re.compile(rf"^[\x21-\x7e]{{1,{MAX_SESSION_ID}}}$")
@@ -124,4 +115,5 @@ def supports_protocol(offered: str | None) -> bool:
 
 
 def hresult_text(code: int) -> str:
+    """An HRESULT as BITS-Error-Code carries it: eight hex digits; errors.format_hresult names it for people."""
     return f"0x{code:08x}"

@@ -17,6 +17,7 @@ from bitscli.model import (
     JobState,
     JobType,
     ProxyUsage,
+    UploadState,
 )
 
 SCHEMA_VERSION = 4
@@ -90,7 +91,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE files ADD COLUMN etag TEXT",
         "ALTER TABLE files ADD COLUMN last_modified TEXT",
     ),
-    (  # 3: an upload job's BITS session and reply (bitscli/upload_state.py)
+    (  # 3: an upload job's BITS session and reply (UploadState in model.py)
         """CREATE TABLE uploads (
             job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
             session_id TEXT,
@@ -179,3 +180,22 @@ def decode_file(values: Sequence[Any]) -> JobFile:
         offset, _, length = item.partition(":")
         parsed.append(ByteRange(int(offset), LENGTH_TO_EOF if length == "eof" else int(length)))
     return JobFile(remote, local, total, done, bool(completed), tuple(parsed), bool(valid), etag, last_modified)
+
+
+UPLOAD_COLUMNS = (
+    "session_id", "session_url", "host_fallback", "host_failing_since", "local_stamp", "reply_url", "reply_total",
+    "reply_transferred", "reply_etag", "reply_last_modified", "reply_done", "closed",
+)  # fmt: skip
+
+
+def encode_upload(state: UploadState) -> tuple[object, ...]:
+    return tuple(int(v) if isinstance(v, bool) else v for v in (getattr(state, c) for c in UPLOAD_COLUMNS))
+
+
+def decode_upload(row: tuple[object, ...] | None) -> UploadState:
+    if row is None:
+        return UploadState()
+    values = dict(zip(UPLOAD_COLUMNS, row, strict=True))
+    values["reply_done"] = bool(values["reply_done"])
+    values["closed"] = bool(values["closed"])
+    return UploadState(**values)  # type: ignore[arg-type]

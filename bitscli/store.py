@@ -8,21 +8,23 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from bitscli import paths, upload_state
+from bitscli import paths
 from bitscli.errors import QueueError
-from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState
+from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState, UploadState
 from bitscli.schema import (
     APPLICATION_ID,
     FILE_COLUMNS,
     JOB_COLUMNS,
     MIGRATIONS,
     SCHEMA_VERSION,
+    UPLOAD_COLUMNS,
     decode_file,
     decode_job,
+    decode_upload,
     encode_file,
     encode_job,
+    encode_upload,
 )
-from bitscli.upload_state import UploadState
 
 _FINAL_STATES = (int(JobState.ACKNOWLEDGED), int(JobState.CANCELLED))
 
@@ -293,16 +295,16 @@ class Transaction:
     def upload_state(self, job_id: str) -> UploadState:
         """The job's session and reply; an empty state for an upload that has not started."""
         row = self._conn.execute(
-            f"SELECT {', '.join(upload_state.UPLOAD_COLUMNS)} FROM uploads WHERE job_id = ?", (job_id,)
+            f"SELECT {', '.join(UPLOAD_COLUMNS)} FROM uploads WHERE job_id = ?", (job_id,)
         ).fetchone()
-        return upload_state.decode(row)
+        return decode_upload(row)
 
     def save_upload_state(self, job_id: str, state: UploadState) -> None:
-        columns = upload_state.UPLOAD_COLUMNS
+        columns = UPLOAD_COLUMNS
         marks = ", ".join("?" * (len(columns) + 1))
         self._conn.execute(
             f"INSERT OR REPLACE INTO uploads (job_id, {', '.join(columns)}) VALUES ({marks})",
-            (job_id, *upload_state.encode(state)),
+            (job_id, *encode_upload(state)),
         )
 
     def sessions_to_cancel(self) -> list[str]:

@@ -76,7 +76,7 @@ def job(ok) -> str:
 def new_daemon() -> Iterator:
     """In-process daemons on an injected clock, shut down after the test even when it fails."""
     from bitscli import paths
-    from bitscli.daemon import Daemon
+    from bitscli.daemon.loop import Daemon
     from tests.daemonproc import FakeClock
 
     made: list[Daemon] = []

@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from bitscli import service
-from bitscli.daemon import Daemon
+from bitscli.daemon.loop import Daemon
 from bitscli.model import JobState
+from bitscli.service.context import open_context
+from bitscli.service.jobs import get_job
 
 
 class DaemonProcess:
@@ -106,8 +107,8 @@ def run_once(daemon: Daemon) -> None:
 
 
 def state(ref: str) -> JobState:
-    ctx = service.open_context()
+    ctx = open_context()
     try:
-        return service.get_job(ctx, ref).state
+        return get_job(ctx, ref).state
     finally:
         ctx.queue.close()

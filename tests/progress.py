@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bitscli.transfer.http import Version
+from bitscli.transfer.types import Version
 
 
 class Checkpoints:

@@ -6,10 +6,10 @@ import hashlib
 import re
 from pathlib import Path
 
-from bitscli import service
+from bitscli import partfiles
 from bitscli.errors import ExitCode
 from bitscli.model import JobState
-from bitscli.transfer import files
+from bitscli.service.context import open_context, resolve
 
 GUID = r"\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}"
 
@@ -157,13 +157,13 @@ def test_listfiles_text(ok, job, tmp_path: Path) -> None:
 
 def _finish_file(job: str, index: int, content: bytes) -> str:
     """Stand in for the daemon: write the part file and record the file as transferred."""
-    ctx = service.open_context()
+    ctx = open_context()
     with ctx.queue.write() as tx:
-        current = service.resolve(tx, job)
+        current = resolve(tx, job)
         import dataclasses
 
         f = current.files[index]
-        part = files.part_path(f.local_name, current.id, index)
+        part = partfiles.part_path(f.local_name, current.id, index)
         Path(part).write_bytes(content)
         done = dataclasses.replace(f, bytes_total=len(content), bytes_transferred=len(content), completed=True)
         new_files = (*current.files[:index], done, *current.files[index + 1 :])
@@ -192,7 +192,7 @@ def test_partial_complete_keeps_finished_files_and_drops_the_rest(ok, job, tmp_p
     ok("addfile", job, "http://127.0.0.1:9/a", str(tmp_path / "a"))
     ok("addfile", job, "http://127.0.0.1:9/b", str(tmp_path / "b"))
     _finish_file(job, 0, b"A")
-    unfinished = Path(files.part_path(str(tmp_path / "b"), job, 1))
+    unfinished = Path(partfiles.part_path(str(tmp_path / "b"), job, 1))
     unfinished.write_bytes(b"half")
     assert ok("complete", job).stdout == "Job partially completed: 1 of 2 file(s) kept.\n"
     assert (tmp_path / "a").read_bytes() == b"A"
@@ -206,7 +206,7 @@ def test_two_jobs_for_one_target_never_share_a_part_file(ok, tmp_path: Path) -> 
     target = str(tmp_path / "same")
     ok("addfile", one, "http://127.0.0.1:9/a", target)
     ok("addfile", two, "http://127.0.0.1:9/b", target)
-    assert files.part_path(target, one, 0) != files.part_path(target, two, 0)
+    assert partfiles.part_path(target, one, 0) != partfiles.part_path(target, two, 0)
 
 
 def test_cancel_deletes_part_files(ok, job, tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bitscli import service
 from bitscli.errors import ExitCode
+from bitscli.service.context import open_context, resolve
+from bitscli.service.jobs import get_job
 
 
 @pytest.mark.parametrize(
@@ -102,10 +103,10 @@ def test_credentials_are_stored_but_never_shown(ok, cli, job, tmp_path: Path) ->
         assert secret not in out
         assert "other-secret" not in out
     assert "SERVER BASIC alice" in outputs[0]
-    ctx = service.open_context()
-    stored = {(c.username, c.password) for c in service.get_job(ctx, job).credentials}
+    ctx = open_context()
+    stored = {(c.username, c.password) for c in get_job(ctx, job).credentials}
     assert stored == {("alice", secret), ("bob", "other-secret")}  # the trailing newline is not part of it
-    assert secret not in repr(service.get_job(ctx, job))  # not even in a traceback's repr
+    assert secret not in repr(get_job(ctx, job))  # not even in a traceback's repr
     assert ok("removecredentials", job, "server", "basic").stdout == "Credentials for SERVER BASIC removed.\n"
     assert "alice" not in ok("info", job, "--verbose").stdout
 
@@ -174,9 +175,9 @@ def test_geterror_and_validation(ok, job, tmp_path: Path) -> None:
     from bitscli.model import JobState
 
     ok("addfile", job, "http://127.0.0.1:9/a", str(tmp_path / "a"))
-    ctx = service.open_context()
+    ctx = open_context()
     with ctx.queue.write() as tx:  # stand in for the daemon finishing the file
-        current = service.resolve(tx, job)
+        current = resolve(tx, job)
         done = dataclasses.replace(current.files[0], bytes_total=3, bytes_transferred=3, completed=True)
         tx.update(dataclasses.replace(current, files=(done,), state=JobState.TRANSFERRED), current)
     assert ok("getvalidationstate", job, "0").stdout == "FALSE\n"

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from bitscli import service
+from bitscli.service.context import open_context
+from bitscli.service.jobs import get_job, list_jobs
 
 # Each child imports everything first, then waits for the go file, so all of them write together.
 _CHILD = """
@@ -53,12 +54,12 @@ def test_32_adders_and_32_creators_at_once(ok, tmp_path: Path) -> None:
     for result in results:
         assert result.returncode == 0, f"{result.args}: {result.stderr}"
         assert result.stderr == "", result.stderr
-    ctx = service.open_context()
-    job = service.get_job(ctx, target)
+    ctx = open_context()
+    job = get_job(ctx, target)
     assert sorted(f.local_name for f in job.files) == sorted(str(downloads / f"f{i}") for i in range(32))
-    names = sorted(j.display_name for j in service.list_jobs(ctx))
+    names = sorted(j.display_name for j in list_jobs(ctx))
     assert names == sorted(["shared", *(f"new-{i}" for i in range(32))])
-    assert len({j.id for j in service.list_jobs(ctx)}) == 33
+    assert len({j.id for j in list_jobs(ctx)}) == 33
 
 
 def test_first_use_by_many_processes_at_once(home: Path, tmp_path: Path) -> None:
@@ -67,5 +68,5 @@ def test_first_use_by_many_processes_at_once(home: Path, tmp_path: Path) -> None
     for result in results:
         assert result.returncode == 0, result.stderr
         assert result.stderr == "", result.stderr
-    ctx = service.open_context()
-    assert sorted(j.display_name for j in service.list_jobs(ctx)) == sorted(f"first-{i}" for i in range(16))
+    ctx = open_context()
+    assert sorted(j.display_name for j in list_jobs(ctx)) == sorted(f"first-{i}" for i in range(16))

@@ -8,8 +8,9 @@ import random
 import time
 from pathlib import Path
 
-from bitscli import service
 from bitscli.model import JobState
+from bitscli.service.context import open_context
+from bitscli.service.jobs import get_job
 
 from .daemonproc import DaemonProcess
 from .faultserver import FaultServer
@@ -95,16 +96,16 @@ def test_kill_9_during_a_download_that_goes_around_the_page_cache(ok, home: Path
 
 
 def all_transferred(jobs: list[str]) -> bool:
-    ctx = service.open_context()
+    ctx = open_context()
     try:
-        return all(service.get_job(ctx, job).state is JobState.TRANSFERRED for job in jobs)
+        return all(get_job(ctx, job).state is JobState.TRANSFERRED for job in jobs)
     finally:
         ctx.queue.close()
 
 
 def states(jobs: list[str]) -> list[str]:
-    ctx = service.open_context()
+    ctx = open_context()
     try:
-        return [service.get_job(ctx, job).state.name for job in jobs]
+        return [get_job(ctx, job).state.name for job in jobs]
     finally:
         ctx.queue.close()

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bitscli import service
 from bitscli.model import JobState
+from bitscli.service.context import open_context
+from bitscli.service.jobs import get_job
 
 from .conftest import run_process
 from .daemonproc import DaemonProcess, FakeClock, run_once, settle, state, wait_for
@@ -42,9 +43,9 @@ def daemon_process(home: Path) -> Iterator[DaemonProcess]:
 
 def _stable_bytes(ref: str) -> int | None:
     """The bytes recorded, once two reads half a second apart agree."""
-    first = service.get_job(service.open_context(), ref).bytes_transferred
+    first = get_job(open_context(), ref).bytes_transferred
     time.sleep(0.5)
-    second = service.get_job(service.open_context(), ref).bytes_transferred
+    second = get_job(open_context(), ref).bytes_transferred
     return second if first == second else None
 
 
@@ -74,7 +75,7 @@ def test_transient_error_waits_for_the_retry_delay(new_daemon, ok, server, tmp_p
     server.fault(status=503, headers={"Retry-After": "120"})  # the HEAD of the first attempt
     daemon = new_daemon(clock)
     run_once(daemon)
-    found = service.get_job(service.open_context(), job)
+    found = get_job(open_context(), job)
     assert found.state is JobState.TRANSIENT_ERROR
     assert found.error is not None
     assert found.error.code == 0x801901F7
@@ -139,7 +140,7 @@ def test_max_download_time(new_daemon, ok, server, tmp_path: Path) -> None:
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("setmaxdownloadtime", job, "5")
     ok("resume", job)
-    ctx = service.open_context()
+    ctx = open_context()
     with ctx.queue.write() as tx:  # 6 s already spent transferring
         import dataclasses
 
@@ -168,7 +169,7 @@ def test_daemon_restart_requeues_jobs_left_transferring(new_daemon, ok, server, 
     job = ok("create", "--raw", "j").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("resume", job)
-    ctx = service.open_context()
+    ctx = open_context()
     with ctx.queue.write() as tx:  # as a killed daemon leaves it
         import dataclasses
 
@@ -218,11 +219,11 @@ def test_suspend_stops_a_running_transfer_and_keeps_progress(daemon_process, ser
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("resume", job)
     daemon_process.start()
-    wait_for(lambda: service.get_job(service.open_context(), job).bytes_transferred > 0)
+    wait_for(lambda: get_job(open_context(), job).bytes_transferred > 0)
     ok("suspend", job)
     settled = wait_for(lambda: _stable_bytes(job))  # the worker has saved its last bytes and stopped
     time.sleep(1.0)
-    after = service.get_job(service.open_context(), job)
+    after = get_job(open_context(), job)
     assert after.state is JobState.SUSPENDED
     assert after.bytes_transferred == settled > 0  # nothing moved after the suspend
     ok("resume", job)
@@ -237,9 +238,9 @@ def test_graceful_stop_requeues_with_progress(daemon_process, server, ok, tmp_pa
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
     ok("resume", job)
     daemon_process.start()
-    wait_for(lambda: service.get_job(service.open_context(), job).bytes_transferred > 0)
+    wait_for(lambda: get_job(open_context(), job).bytes_transferred > 0)
     assert daemon_process.stop() == 0
-    stopped = service.get_job(service.open_context(), job)
+    stopped = get_job(open_context(), job)
     assert stopped.state is JobState.QUEUED
     assert stopped.bytes_transferred > 0
     daemon_process.start()
@@ -274,11 +275,11 @@ def test_inactive_jobs_are_cancelled_with_their_part_files(new_daemon, ok, serve
     clock = FakeClock()
     job = ok("create", "--raw", "old").stdout
     ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
-    from bitscli.transfer import files
+    from bitscli import partfiles
 
-    part = Path(files.part_path(str(tmp_path / "f"), job, 0))
+    part = Path(partfiles.part_path(str(tmp_path / "f"), job, 0))
     part.write_bytes(b"left from long ago")
-    clock.wall = service.get_job(service.open_context(), job).modification_time + 91 * 86_400
+    clock.wall = get_job(open_context(), job).modification_time + 91 * 86_400
     daemon = new_daemon(clock)
     daemon.tick()
     assert state(job) is JobState.CANCELLED
@@ -347,7 +348,8 @@ def test_part_files_are_made_ahead_and_an_ended_job_leaves_none(
 
 
 def test_a_nudge_is_taken_only_by_a_listening_daemon(home: Path) -> None:
-    from bitscli import paths, wakeup
+    from bitscli import paths
+    from bitscli.daemon import wakeup
 
     paths.ensure_private_dir(paths.state_dir())  # as `daemon run` does first
     assert not wakeup.nudge()  # no socket yet
@@ -363,8 +365,9 @@ def test_a_nudge_is_taken_only_by_a_listening_daemon(home: Path) -> None:
 def test_a_cli_change_wakes_the_daemon_without_waiting_for_its_poll(
     ok, server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bitscli import daemon as daemon_module
-    from bitscli import paths, wakeup
+    from bitscli import paths
+    from bitscli.daemon import loop as daemon_module
+    from bitscli.daemon import wakeup
 
     monkeypatch.setattr(daemon_module, "POLL_SECONDS", 3600.0)  # only a nudge can wake it in this test
     job = ok("create", "--raw", "nudged").stdout
@@ -394,8 +397,9 @@ class _LoopUnderTest:
     """Daemon.run in a thread, with a bound wake-up socket and a clock that stands still (no periodic ticks)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from bitscli import daemon as daemon_module
-        from bitscli import paths, wakeup
+        from bitscli import paths
+        from bitscli.daemon import loop as daemon_module
+        from bitscli.daemon import wakeup
 
         monkeypatch.setattr(daemon_module, "POLL_SECONDS", 0.01)  # data_version is looked at 100 times a second
         self.listener = wakeup.Listener()
@@ -420,7 +424,7 @@ class _LoopUnderTest:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from bitscli import wakeup
+        from bitscli.daemon import wakeup
 
         self.daemon.stop_event.set()
         wakeup.nudge()
@@ -518,7 +522,7 @@ def _bytes_of(name: str) -> int:
     from bitscli.errors import BitsError
 
     try:
-        return service.get_job(service.open_context(), name).bytes_transferred
+        return get_job(open_context(), name).bytes_transferred
     except BitsError:  # the job is not created yet
         return 0
 
@@ -568,6 +572,6 @@ def test_suspend_during_a_stalled_read_leaves_the_job_suspended(
     daemon.tick()  # the daemon stops the worker, which breaks the read
     worker.join(20)
     assert not worker.is_alive()  # it did not wait out the stall
-    found = service.get_job(service.open_context(), job)
+    found = get_job(open_context(), job)
     assert found.state is JobState.SUSPENDED  # the broken read is ours, not a transient error
     assert found.error is None

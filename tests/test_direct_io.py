@@ -15,7 +15,8 @@ import pytest
 from bitscli.transfer import direct
 from bitscli.transfer.classify import TransferError
 from bitscli.transfer.client import Client
-from bitscli.transfer.http import Download, Stopped, download
+from bitscli.transfer.http import download
+from bitscli.transfer.types import Download, Stopped
 
 from .faultserver import FaultServer
 from .progress import Checkpoints

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from bitscli import service
+from bitscli.errors import HResult
 from bitscli.model import ErrorContext, JobState
+from bitscli.service.context import open_context
+from bitscli.service.jobs import get_job
 from bitscli.transfer import direct
-from bitscli.transfer.classify import E_DISK_FULL, TransferError
+from bitscli.transfer.classify import TransferError
 from bitscli.transfer.client import Client
-from bitscli.transfer.http import Download, download
+from bitscli.transfer.http import download
+from bitscli.transfer.types import Download
 
 from .daemonproc import FakeClock, run_once, state
 from .faultserver import FaultServer
@@ -68,7 +71,7 @@ def test_the_engine_reports_a_full_disk_and_resumes_after_space_is_freed(
     client = Client()
     with pytest.raises(TransferError) as caught:
         download(client, Download(server.url("/f"), str(part), timeout=(5, 5)), progress)
-    assert caught.value.code == E_DISK_FULL
+    assert caught.value.code == HResult.ERROR_DISK_FULL
     assert caught.value.context is ErrorContext.LOCAL_FILE
     assert caught.value.transient  # space can be freed
     written = part.read_bytes()
@@ -93,10 +96,10 @@ def test_a_job_waits_in_transient_error_and_completes_once_the_disk_has_room(
     ok("resume", job)
     daemon = new_daemon(clock)
     run_once(daemon)
-    found = service.get_job(service.open_context(), job)
+    found = get_job(open_context(), job)
     assert found.state is JobState.TRANSIENT_ERROR
     assert found.error is not None
-    assert found.error.code == E_DISK_FULL
+    assert found.error.code == HResult.ERROR_DISK_FULL
     assert found.error.context is ErrorContext.LOCAL_FILE
     assert not target.exists()  # nothing under the final name
     small_disk.grow()
@@ -117,7 +120,7 @@ def test_a_local_copy_on_a_full_disk_is_transient_and_resumes(small_disk: Disk) 
     part, progress = small_disk.path / ".part", Checkpoints()
     with pytest.raises(TransferError) as caught:
         local.copy(Download(source.as_uri(), str(part)), progress)
-    assert caught.value.code == E_DISK_FULL
+    assert caught.value.code == HResult.ERROR_DISK_FULL
     assert caught.value.context is ErrorContext.LOCAL_FILE
     assert caught.value.transient
     assert part.read_bytes() == data[: part.stat().st_size]

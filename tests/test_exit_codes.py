@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bitscli import service
 from bitscli.errors import ExitCode
+from bitscli.service import jobs as job_service
 
 from .conftest import run_process
 
@@ -33,7 +33,7 @@ def test_failure_is_an_internal_error_without_a_traceback(cli, monkeypatch: pyte
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("password=hunter2 in a bug's message")
 
-    monkeypatch.setattr(service, "list_jobs", broken)  # a stand-in bug; the mapping is what is tested
+    monkeypatch.setattr(job_service, "list_jobs", broken)  # a stand-in bug; the mapping is what is tested
     result = cli("list")
     assert result.exit_code == ExitCode.FAILURE == 1
     assert result.stderr.startswith("error: internal error: RuntimeError")

@@ -14,7 +14,8 @@ import pytest
 from bitscli.model import UNKNOWN, ErrorContext
 from bitscli.transfer.classify import TransferError, parse_retry_after, status_is_transient
 from bitscli.transfer.client import Client
-from bitscli.transfer.http import Download, Stopped, Version, download, parse_content_range
+from bitscli.transfer.http import download, parse_content_range
+from bitscli.transfer.types import Download, Stopped, Version
 
 from .daemonproc import wait_for
 from .faultserver import FaultServer
@@ -375,8 +376,8 @@ class socket_on_closed_port:
 
 
 def ranged(session, server, part: Path, text: str, rec: Recorder | None = None, **kw) -> Version:
+    from bitscli.inputs.names import parse_ranges
     from bitscli.transfer import ranges
-    from bitscli.values import parse_ranges
 
     job = Download(url=server.url("/f"), part=str(part), timeout=(5, 5), **kw)
     return ranges.download(session, job, parse_ranges(text, 500), rec or Recorder())
@@ -450,7 +451,7 @@ def test_https_with_a_trusted_ca_and_refusal_of_an_untrusted_one(tmp_path: Path,
 
     import trustme
 
-    from bitscli.transfer import options
+    from bitscli.transfer import job_request
 
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -462,7 +463,8 @@ def test_https_with_a_trusted_ca_and_refusal_of_an_untrusted_one(tmp_path: Path,
         bundle = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(bundle))
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-        job = Download(url=server.url("/f"), part=str(tmp_path / "p"), request_options={"verify": options._ca_bundle()})
+        verify = {"verify": job_request._ca_bundle()}
+        job = Download(url=server.url("/f"), part=str(tmp_path / "p"), request_options=verify)
         download(client, job, Recorder())
         assert sha((tmp_path / "p").read_bytes()) == sha(DATA)
         untrusted = Download(url=server.url("/f"), part=str(tmp_path / "q"))  # default roots: not our CA

@@ -10,7 +10,8 @@ import pytest
 
 from bitscli.transfer.classify import TransferError
 from bitscli.transfer.client import Client, Response
-from bitscli.transfer.http import Download, download
+from bitscli.transfer.http import download
+from bitscli.transfer.types import Download
 
 from .test_http_engine import Recorder
 

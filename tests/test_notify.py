@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bitscli import paths
-from bitscli.daemon import Daemon
+from bitscli.daemon.loop import Daemon
 from bitscli.model import JobState
 
 from .daemonproc import FakeClock, run_once, state
@@ -129,7 +129,8 @@ def test_policy_can_forbid_running_command_lines(ok, server, handler, tmp_path: 
 def test_leaving_transferred_or_error_clears_the_notification_record() -> None:
     import dataclasses
 
-    from bitscli import model, notify
+    from bitscli import model
+    from bitscli.daemon import notify
     from bitscli.model import Job, JobFile, JobType
 
     job = Job(id="{J}", display_name="j", type=JobType.DOWNLOAD, owner="me", creation_time=0, modification_time=0,

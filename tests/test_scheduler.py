@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from bitscli.daemon.scheduler import choose
 from bitscli.model import Job, JobPriority, JobState, JobType
-from bitscli.scheduler import choose
 
 SLICE = 300.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ PACKAGE = ROOT / "bitscli"
 
 
 def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at its top or inside a function (a deferred import is still a dependency)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -32,26 +34,97 @@ def _modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _graph() -> dict[str, set[str]]:
+    """bitscli's modules and the bitscli modules each imports (``from bitscli import x`` counts as x)."""
+    modules = {_module_name(path): path for path in _modules()}
+    return {name: {i for i in _imports(path) if i in modules and i != name} for name, path in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan): each is an import cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    """design.md: dependencies point one way; a cycle, even through a deferred import, is a layering bug."""
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def _starts(imports: set[str], *prefixes: str) -> set[str]:
+    return {i for i in imports if any(i == p or i.startswith(p + ".") for p in prefixes)}
+
+
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_layering(path: Path) -> None:
-    """design.md: only cli imports typer; only cli/output import rich; nothing imports cli or output back."""
+    """design.md: cli -> service -> store -> model; the transfer engine and the server know no queue."""
     rel = path.relative_to(PACKAGE).as_posix()
     imports = _imports(path)
     in_cli = rel.startswith("cli/") or rel == "__main__.py"
     if not in_cli:
-        assert not any(i == "typer" or i.startswith("typer.") for i in imports), f"{rel} imports typer"
-        assert not any(i.startswith("bitscli.cli") for i in imports), f"{rel} imports the CLI"
+        assert not _starts(imports, "typer", "bitscli.cli"), f"{rel} imports typer or the CLI"
     if not in_cli and rel not in ("output.py", "liveview.py"):
-        assert not any(i == "rich" or i.startswith("rich.") for i in imports), f"{rel} imports rich"
-        assert not any(i.startswith(("bitscli.output", "bitscli.liveview")) for i in imports), f"{rel} imports output"
-    if rel.startswith("transfer/"):
-        assert not any(i.startswith(("bitscli.store", "bitscli.service")) for i in imports), rel
+        assert not _starts(imports, "rich", "bitscli.output", "bitscli.liveview"), f"{rel} imports rich or output"
+    if rel.startswith("transfer/"):  # moving bytes: never the queue, the use cases or the daemon
+        assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.partfiles"), rel
+    if rel.startswith("service/"):  # the use cases reach the engine only through the daemon
+        assert not _starts(imports, "bitscli.transfer"), rel
+        assert _starts(imports, "bitscli.daemon") <= {
+            "bitscli.daemon", "bitscli.daemon.wakeup", "bitscli.daemon.spawn", "bitscli.daemon.process",
+        }, rel  # fmt: skip
+    if rel.startswith("daemon/"):
+        assert not _starts(imports, "bitscli.service"), rel
     if rel.startswith("server/") or rel == "protocol.py":  # the server shares only the protocol with the client
-        queue_side = ("bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.worker", "bitscli.transfer")
-        assert not any(i.startswith(queue_side) for i in imports), rel
-    for layer in ("model.py", "errors.py", "values.py"):
-        if rel == layer:
-            assert not any(i.startswith(("bitscli.store", "bitscli.service")) for i in imports), rel
+        assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.transfer"), rel
+    if rel in ("model.py", "errors.py", "schema.py", "partfiles.py") or rel.startswith("inputs/"):
+        assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.transfer"), rel
+
+
+def test_the_wheel_holds_every_package(tmp_path: Path) -> None:
+    """What users install: a wheel built from this tree carries every package and module (the wheel once lacked
+    bitscli/server/, and editable installs hid it)."""
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path)]
+    subprocess.run([*build, str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("bitscli-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if name.startswith("bitscli/") and name.endswith(".py")}
+    assert shipped == {path.relative_to(ROOT).as_posix() for path in _modules()}
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -117,7 +190,8 @@ def test_queue_commands_import_only_what_they_run(ok, argv: list[str]) -> None:
         "urllib3",
         "filelock",
         "bitscli.transfer.http",
-        "bitscli.daemon",
+        "bitscli.daemon.loop",
+        "bitscli.daemon.worker",
         "rich.console",
         "pydantic",  # typer 0.29 and later import it for every command (pyproject.toml pins 0.28)
     ):

@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from bitscli import service
 from bitscli.model import JobState
+from bitscli.service.context import open_context
 
 from .daemonproc import DaemonProcess, state
 from .serveproc import ServeProcess
@@ -18,7 +18,7 @@ FRAGMENT = 64 << 10  # small fragments: many Acks, so the kills land between and
 
 
 def progress(job: str) -> tuple[int, str | None]:
-    ctx = service.open_context()
+    ctx = open_context()
     try:
         with ctx.queue.read() as tx:
             return tx.file(job.upper(), 0).bytes_transferred, tx.upload_state(job.upper()).session_id

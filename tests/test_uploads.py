@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bitscli import service
 from bitscli.model import ErrorContext, JobState
+from bitscli.service.context import open_context
+from bitscli.service.jobs import get_job
 
 from .daemonproc import FakeClock, run_once, state, wait_for
 from .serveproc import ServeProcess
@@ -56,7 +57,7 @@ def ask_question(ok, server: ServeProcess, tmp_path: Path) -> str:  # type: igno
 
 
 def upload_state(job: str):  # type: ignore[no-untyped-def]
-    ctx = service.open_context()
+    ctx = open_context()
     try:
         with ctx.queue.read() as tx:
             return tx.upload_state(job)
@@ -131,8 +132,8 @@ def test_a_changed_local_file_puts_the_job_in_error(new_daemon, ok, served: Serv
     ok("suspend", job)
     daemon = new_daemon()
     with daemon.queue.write() as tx:  # an upload that began with this version of the file
+        from bitscli.model import UploadState
         from bitscli.transfer.upload import local_stamp
-        from bitscli.upload_state import UploadState
 
         tx.save_upload_state(job, UploadState(local_stamp=local_stamp(str(source))[0]))
     source.write_bytes(os.urandom(1_000_000))  # then the file changes
@@ -167,7 +168,7 @@ def test_a_lost_session_starts_a_new_one(new_daemon, ok, served: ServeProcess, t
     ok("suspend", job)
     daemon = new_daemon()
     with daemon.queue.write() as tx:  # a session the server has never heard of (or cleaned up)
-        from bitscli.upload_state import UploadState
+        from bitscli.model import UploadState
 
         tx.save_upload_state(job, UploadState(session_id="{00000000-dead-beef-0000-000000000000}"))
     ok("resume", job)
@@ -178,7 +179,7 @@ def test_a_lost_session_starts_a_new_one(new_daemon, ok, served: ServeProcess, t
 
 
 def test_cancel_sends_cancel_session(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
-    from bitscli.upload_state import UploadState
+    from bitscli.model import UploadState
 
     from .serveproc import create_session, fragment
 
@@ -348,7 +349,7 @@ def test_a_416_sends_the_client_back_to_the_servers_offset(
     assert fragment(served.port, "/gap.bin", session, source.read_bytes()[:1000], 0, 900_000).status == 200
     daemon = new_daemon()
     with daemon.queue.write() as tx:  # the client believes it got further than the server did
-        from bitscli.upload_state import UploadState
+        from bitscli.model import UploadState
 
         tx.save_upload_state(job, UploadState(session_id=session, session_url=f"{served.url}/gap.bin"))
         tx.update_file(job, 0, dataclasses.replace(tx.file(job, 0), bytes_transferred=600_000))
@@ -385,9 +386,10 @@ def test_a_failing_server_application_is_a_transient_remote_application_error(
 
 
 def test_a_stop_inside_a_fragment_keeps_the_servers_bytes_and_resumes(tmp_path: Path) -> None:
+    from bitscli.model import UploadState
     from bitscli.transfer import upload
     from bitscli.transfer.client import Client
-    from bitscli.upload_state import UploadState
+    from bitscli.transfer.types import Stopped
 
     class Events:
         def __init__(self, stop_after: int | None) -> None:
@@ -413,7 +415,7 @@ def test_a_stop_inside_a_fragment_keeps_the_servers_bytes_and_resumes(tmp_path: 
     client = Client()
     try:
         first = Events(stop_after=3)  # the first fragment (1 MiB, four reads of 256 KiB) is cut off after two
-        with pytest.raises(upload.Stopped):
+        with pytest.raises(Stopped):
             upload.send_file(client, up, UploadState(), 0, first)
         state, offset = first.saved[-1]
         assert offset == 0  # no fragment was acknowledged...
@@ -459,7 +461,7 @@ def test_suspend_while_the_server_application_holds_the_last_ack(new_daemon, ok,
         daemon.tick()
         worker.join(20)
         assert not worker.is_alive()  # it did not wait the application's minute
-        found = service.get_job(service.open_context(), job)
+        found = get_job(open_context(), job)
         assert found.state is JobState.SUSPENDED
         assert found.error is None
         assert upload_state(job).session_id  # the session is kept for the resume

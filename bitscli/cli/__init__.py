@@ -12,42 +12,8 @@ from typing import NoReturn
 import typer
 
 from bitscli import __version__
+from bitscli.cli.table import COMMANDS
 from bitscli.errors import BitsError, ExitCode
-
-# Command name -> the module under bitscli.cli that defines it. Only the module of the command being
-# run is imported, so `bitscli getstate` never pays for the setters, views or transfer code (pip's
-# commands_dict does the same). tests/test_cli_registry.py keeps this table and the modules in sync.
-_JOBS = ("create", "addfile", "addfileset", "addfilewithranges", "replaceremoteprefix", "resume", "suspend",
-         "cancel", "complete", "reset")  # fmt: skip
-_VIEWS = ("info", "list", "listfiles", "monitor")
-GETTERS = (
-    "getstate", "gettype", "getpriority", "getbytestotal", "getbytestransferred", "getfilestotal",
-    "getfilestransferred", "getcreationtime", "getmodificationtime", "getcompletiontime", "geterror",
-    "geterrorcount", "getowner", "getdisplayname", "getdescription", "getnotifyflags", "getnotifyinterface",
-    "getnotifycmdline", "getminretrydelay", "getnoprogresstimeout", "getmaxdownloadtime", "getproxyusage",
-    "getproxylist", "getproxybypasslist", "getsecurityflags", "gethttpmethod", "getaclflags", "getdynamic",
-    "getreplyfilename", "getcustomheaders", "getvalidationstate", "gettemporaryname",
-)  # fmt: skip
-SETTERS = (
-    "setdisplayname", "setdescription", "setpriority", "setnotifyflags", "setminretrydelay",
-    "setnoprogresstimeout", "setmaxdownloadtime", "setsecurityflags", "sethttpmethod", "setaclflags",
-    "setdynamic", "setreplyfilename", "setnotifycmdline", "setproxysettings", "setcredentials",
-    "removecredentials", "setcustomheaders", "makecustomheaderswriteonly", "setvalidationstate",
-)  # fmt: skip
-COMMANDS: dict[str, str] = {
-    **dict.fromkeys(_JOBS, "jobs"),
-    **dict.fromkeys(_VIEWS, "views"),
-    **dict.fromkeys(GETTERS, "getters"),
-    **dict.fromkeys(SETTERS, "setters"),
-    "completion": "completion",
-    "daemon": "daemon",
-    "transfer": "transfer",
-    "wait": "transfer",
-    "getreplydata": "replies",
-    "getreplyprogress": "replies",
-    "serve": "serve",
-    "serve-passwd": "serve",
-}
 
 _HELP = """A persistent, per-user background transfer queue modelled on Windows BITS and BitsAdmin.
 
@@ -129,8 +95,8 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         output.internal_error(exc, debug)
         return ExitCode.FAILURE
     finally:
-        if "bitscli.cli.options" in sys.modules:
-            sys.modules["bitscli.cli.options"].close(checkpoint=not exiting)
+        if "bitscli.cli.params" in sys.modules:
+            sys.modules["bitscli.cli.params"].close(checkpoint=not exiting)
 
 
 def run() -> NoReturn:
@@ -138,7 +104,7 @@ def run() -> NoReturn:
 
     Freeing every module at exit took 13-28 ms of a 150 ms command here. Exit handlers still run and the
     output is flushed first, so nothing a command wrote is lost; a failed flush is reported, not ignored.
-    The queue is left open (see options.close).
+    The queue is left open (see params.close).
     """
     code = main(exiting=True)
     atexit._run_exitfuncs()  # filelock's and logging's handlers, as at a normal exit

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bitscli.cli import COMMANDS
+from bitscli.cli.table import COMMANDS
 from bitscli.errors import InvalidValue, NotSupported
 
 # Prefix switches (bits.md §1): /RAWRETURN is honoured by /CREATE and /GET*; wrapping is irrelevant here.

@@ -1,15 +1,12 @@
 """The daemon command group: start, stop, status, run (foreground) and log."""
 
-import logging
-import os
-import sys
 import time
 from typing import Annotated
 
 import typer
 
-from bitscli import config, output, paths
-from bitscli.errors import ExitCode
+from bitscli import output, paths
+from bitscli.errors import DaemonError
 
 app = typer.Typer()
 group = typer.Typer(help="Run, inspect and stop the background daemon that moves the bytes.")
@@ -22,9 +19,9 @@ def start() -> None:
 
     Example: bitscli daemon start
     """
-    from bitscli import instance, spawn
+    from bitscli.daemon import process, spawn
 
-    before = instance.running()
+    before = process.running()
     running = spawn.start()
     output.line(f"Daemon {'already running' if before else 'started'} (pid {running.pid}).")
 
@@ -35,7 +32,7 @@ def stop() -> None:
 
     Example: bitscli daemon stop
     """
-    from bitscli import spawn
+    from bitscli.daemon import spawn
 
     output.line("Daemon stopped." if spawn.stop() else "Daemon is not running.")
 
@@ -46,21 +43,22 @@ def status() -> None:
 
     Example: bitscli daemon status
     """
-    from bitscli import instance, service
-    from bitscli.cli.options import context
-    from bitscli.lifecycle import ACTIVE
+    from bitscli.cli.params import context
+    from bitscli.daemon import process
+    from bitscli.model import ACTIVE_STATES
+    from bitscli.service import jobs
 
-    running = instance.running()
+    running = process.running()
     if running is None:
         output.line("Daemon is not running.")
-        raise typer.Exit(ExitCode.DAEMON)
-    active = [j for j in service.list_jobs(context()) if j.state in ACTIVE]
+        raise DaemonError("no daemon runs for this queue", hint="start one: bitscli daemon start")
+    active = [j for j in jobs.list_jobs(context()) if j.state in ACTIVE_STATES]
     uptime = int(time.time() - running.started)
     output.line(
         f"Daemon running (pid {running.pid}), up {uptime // 3600}h{uptime % 3600 // 60:02d}m{uptime % 60:02d}s."
     )
     output.line(f"Queue: {paths.queue_path()}")
-    output.line(f"Log: {instance.log_path()}")
+    output.line(f"Log: {process.log_path()}")
     output.line(f"Active jobs: {len(active)}")
     for job in active:
         output.line(output.job_line(job))
@@ -76,47 +74,11 @@ def run(
 
     Example: bitscli daemon run
     """
-    from filelock import FileLock, Timeout
+    from bitscli.daemon import process
 
-    from bitscli import instance, libc, wakeup
-    from bitscli.clock import SystemClock
-    from bitscli.daemon import Daemon
-
-    paths.ensure_private_dir(paths.state_dir())
-    lock = FileLock(instance.lock_path(), mode=0o600)
-    try:
-        lock.acquire(timeout=2)  # a short wait: `daemon status` may be probing the lock right now
-    except Timeout:
-        running = instance.running()
-        output.line(f"A daemon is already running for this queue (pid {running.pid if running else '?'}).")
-        return
-    wake: wakeup.Listener | None = None
-    try:
-        instance.write_pid()
-        instance.setup_logging(to_stderr=sys.stderr.isatty())
-        libc.keep_io_buffers()
-        # Import the transfer stack now, so the first job does not wait for it.
-        from bitscli.transfer import client, http, local, options, ranges  # noqa: F401
-
-        settings = config.load()
-        wake = wakeup.Listener()
-        daemon = Daemon(
-            paths.queue_path(), SystemClock(), slice_seconds, settings.job_inactivity_days * 86_400,
-            settings.allow_notify_command_line, wake,
-        )  # fmt: skip
-
-        def terminate() -> None:
-            daemon.stop_event.set()
-            wakeup.nudge()  # the loop may be waiting for a nudge: this is one
-
-        instance.on_termination(terminate)
-        logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
-        daemon.run()
-    finally:
-        if wake is not None:
-            wake.close()
-        instance.remove_pid()
-        lock.release()
+    other = process.run_foreground(slice_seconds)
+    if other is not None:
+        output.line(f"A daemon is already running for this queue (pid {other.pid if other.pid > 0 else '?'}).")
 
 
 @group.command("log")
@@ -125,10 +87,10 @@ def log(lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How man
 
     Example: bitscli daemon log -n 100
     """
-    from bitscli import instance
+    from bitscli.daemon import process
 
     try:
-        text = instance.log_path().read_text(encoding="utf-8", errors="replace")
+        text = process.log_path().read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         output.line("The daemon has not written a log yet.")
         return

@@ -1,14 +1,15 @@
-"""The get* commands of BitsAdmin (bits.md §1b): bare values, --raw like /RAWRETURN, or --json."""
+"""The get* commands of BitsAdmin (bits.md §1b), the reply's included: bare values, --raw like /RAWRETURN, or --json."""
 
 from collections.abc import Callable
 
 import typer
 
-from bitscli import output, service
-from bitscli.cli.options import IndexArg, JobArg, JsonOpt, RawOpt, context
+from bitscli import output
+from bitscli.cli.params import IndexArg, JobArg, JsonOpt, RawOpt, context
 from bitscli.errors import HResult, InvalidState
+from bitscli.inputs.fields import format_acl_flags
 from bitscli.model import UNKNOWN, Job
-from bitscli.values import format_acl_flags
+from bitscli.service import jobs, properties, replies
 
 app = typer.Typer()
 _PANEL = "Getters"
@@ -49,8 +50,6 @@ def _error(job: Job) -> tuple[str, object]:
 
 
 def _reply_file(job: Job) -> tuple[str, object]:
-    from bitscli import replies
-
     return _text(replies.reply_file(job))
 
 
@@ -142,7 +141,7 @@ _GETTERS: dict[str, tuple[str, Render, str]] = {
 
 def _register(name: str, prop: str, render: Render, summary: str) -> None:
     def command(job: JobArg, raw: RawOpt = False, as_json: JsonOpt = False) -> None:
-        found = service.get_job(context(), job)
+        found = jobs.get_job(context(), job)
         text, value = render(found)
         output.value(text, value, job=found, prop=prop, raw=raw, as_json=as_json)
 
@@ -160,7 +159,7 @@ def getcustomheaders(job: JobArg, raw: RawOpt = False, as_json: JsonOpt = False)
 
     Example: bitscli getcustomheaders nightly
     """
-    found, headers = service.custom_headers(context(), job)
+    found, headers = properties.custom_headers(context(), job)
     text = output.headers(headers)
     output.value(text, text.splitlines() if headers else [], job=found, prop="custom_headers", raw=raw, as_json=as_json)
 
@@ -171,7 +170,7 @@ def getvalidationstate(job: JobArg, index: IndexArg, raw: RawOpt = False, as_jso
 
     Example: bitscli getvalidationstate nightly 0
     """
-    found, f = service.job_with_file(context(), job, index)
+    found, f = properties.job_with_file(context(), job, index)
     valid = f.validation_state
     output.value(str(valid).upper(), valid, job=found, prop="validation_state", raw=raw, as_json=as_json)
 
@@ -182,6 +181,34 @@ def gettemporaryname(job: JobArg, index: IndexArg, raw: RawOpt = False, as_json:
 
     Example: bitscli gettemporaryname nightly 0
     """
-    found, _ = service.job_with_file(context(), job, index)
-    name = service.temporary_name(found, index)
+    found, _ = properties.job_with_file(context(), job, index)
+    name = properties.temporary_name(found, index)
     output.value(name, name, job=found, prop="temporary_name", raw=raw, as_json=as_json)
+
+
+@app.command("getreplydata", rich_help_panel=_PANEL)
+def getreplydata(job: JobArg, raw: RawOpt = False, as_json: JsonOpt = False) -> None:
+    """The server's reply as hex, 16 bytes a line (up to 1 MiB, as BITS); --raw prints one unbroken hex string.
+
+    Example: bitscli getreplydata upload1
+    """
+    found, data = replies.data(context(), job)
+    hex_text = data.hex()
+    text = hex_text if raw else "\n".join(data[i : i + 16].hex(" ") for i in range(0, len(data), 16))
+    output.value(text, hex_text, job=found, prop="reply_data", raw=raw, as_json=as_json)
+
+
+@app.command("getreplyprogress", rich_help_panel=_PANEL)
+def getreplyprogress(job: JobArg, raw: RawOpt = False, as_json: JsonOpt = False) -> None:
+    """Bytes of the reply received so far, and its size (UNKNOWN until the upload half is done).
+
+    Example: bitscli getreplyprogress upload1
+    """
+    found, progress = replies.progress(context(), job)
+    total = "UNKNOWN" if progress.total == UNKNOWN else str(progress.total)
+    document = {
+        "bytes_transferred": progress.transferred,
+        "bytes_total": None if progress.total == UNKNOWN else progress.total,
+    }
+    text = f"{progress.transferred} / {total}" if not raw else f"{progress.transferred}/{total}"
+    output.value(text, document, job=found, prop="reply_progress", raw=raw, as_json=as_json)

@@ -5,11 +5,13 @@ from typing import Annotated
 
 import typer
 
-from bitscli import output, service
-from bitscli.cli.options import JobArg, JsonOpt, RawOpt, context
+from bitscli import output
+from bitscli.cli.params import JobArg, JsonOpt, RawOpt, context
 from bitscli.errors import InvalidValue
+from bitscli.inputs.fields import parse_priority
+from bitscli.inputs.names import redact_url
 from bitscli.model import JobType
-from bitscli.values import parse_priority, redact_url
+from bitscli.service import completion, jobs
 
 app = typer.Typer()
 _PANEL = "Jobs"
@@ -35,7 +37,7 @@ def create(
     if download + upload + upload_reply > 1:
         raise InvalidValue("choose one of --download, --upload and --upload-reply")
     job_type = JobType.UPLOAD if upload else JobType.UPLOAD_REPLY if upload_reply else JobType.DOWNLOAD
-    job = service.create_job(context(), name, job_type, parse_priority(priority))
+    job = jobs.create_job(context(), name, job_type, parse_priority(priority))
     if as_json:
         output.info(job, verbose=True, as_json=True)
     elif raw:
@@ -50,7 +52,7 @@ def addfile(job: JobArg, remote: RemoteArg, local: LocalArg) -> None:
 
     Example: bitscli addfile nightly https://example.org/a.iso /srv/images/a.iso
     """
-    updated, added = service.add_files(context(), job, [service.FileSpec(remote, local)])
+    updated, added = jobs.add_files(context(), job, [jobs.FileSpec(remote, local)])
     output.line(f"Added {redact_url(added[0].remote_name)} -> {added[0].local_name} to job {updated.id}.")
 
 
@@ -71,10 +73,10 @@ def addfileset(
         raise InvalidValue(f"cannot read {listfile}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InvalidValue(f"{listfile} is not UTF-8 text") from None
-    specs = service.fileset_specs(text.splitlines())
+    specs = jobs.fileset_specs(text.splitlines())
     if not specs:
         raise InvalidValue(f"{listfile} lists no files", hint="write one 'REMOTE LOCAL' pair per line")
-    updated, added = service.add_files(context(), job, specs)
+    updated, added = jobs.add_files(context(), job, specs)
     output.line(f"Added {len(added)} file(s) to job {updated.id}.")
 
 
@@ -89,7 +91,7 @@ def addfilewithranges(
 
     Example: bitscli addfilewithranges nightly https://example.org/a.iso /srv/a.part 0:1024,4096:eof
     """
-    updated, added = service.add_files(context(), job, [service.FileSpec(remote, local, ranges)])
+    updated, added = jobs.add_files(context(), job, [jobs.FileSpec(remote, local, ranges)])
     output.line(
         f"Added {redact_url(added[0].remote_name)} -> {added[0].local_name} ({len(added[0].ranges)} range(s)) "
         f"to job {updated.id}."
@@ -106,7 +108,7 @@ def replaceremoteprefix(
 
     Example: bitscli replaceremoteprefix nightly http://old-mirror/ https://new-mirror/
     """
-    updated, count = service.replace_remote_prefix(context(), job, old, new)
+    updated, count = jobs.replace_remote_prefix(context(), job, old, new)
     output.line(f"{count} remote name(s) changed in job {updated.id}.")
 
 
@@ -121,9 +123,9 @@ def resume(job: JobArg, no_daemon_start: NoDaemonOpt = False) -> None:
 
     Example: bitscli resume nightly
     """
-    service.resume(context(), job)
+    jobs.resume(context(), job)
     if not no_daemon_start:
-        from bitscli import spawn
+        from bitscli.daemon import spawn
 
         spawn.ensure_running()
     output.line("Job resumed.")
@@ -135,7 +137,7 @@ def suspend(job: JobArg) -> None:
 
     Example: bitscli suspend nightly
     """
-    service.suspend(context(), job)
+    jobs.suspend(context(), job)
     output.line("Job suspended.")
 
 
@@ -145,7 +147,7 @@ def cancel(job: JobArg) -> None:
 
     Example: bitscli cancel nightly
     """
-    service.cancel(context(), job)
+    jobs.cancel(context(), job)
     output.line("Job canceled.")
 
 
@@ -155,7 +157,7 @@ def complete(job: JobArg) -> None:
 
     Example: bitscli complete nightly
     """
-    result = service.complete(context(), job)
+    result = completion.complete(context(), job)
     if result.partial:
         # BG_S_PARTIAL_COMPLETE is a success code in BITS; the message says what was dropped.
         output.line(f"Job partially completed: {result.kept} of {result.total} file(s) kept.")
@@ -173,7 +175,7 @@ def reset(
 
     Example: bitscli reset
     """
-    cancelled, total = service.reset(context())
+    cancelled, total = jobs.reset(context())
     for job in cancelled:
         output.line(f"{job.id} canceled.")
     output.line(f"{len(cancelled)} out of {total} jobs canceled.")

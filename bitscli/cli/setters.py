@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from bitscli import connection, output, service, values
-from bitscli.cli.options import IndexArg, JobArg, context
+from bitscli import output
+from bitscli.cli.params import IndexArg, JobArg, context
 from bitscli.errors import InvalidValue
+from bitscli.inputs import fields, network
+from bitscli.service import properties
 
 app = typer.Typer()
 _PANEL = "Setters"
@@ -19,70 +21,70 @@ _ARGV_EXPOSURE_WARNING = "{what} given on the command line can be read by other 
 _SIMPLE: dict[str, tuple[str, Callable[[str], object], str, str, str]] = {
     "setdisplayname": (
         "NAME",
-        values.check_display_name,
+        fields.check_display_name,
         "display_name",
         "Display name",
         "Rename the job (at most 256 characters).",
     ),
     "setdescription": (
         "TEXT",
-        values.check_description,
+        fields.check_description,
         "description",
         "Description",
         "Set the description (at most 1,024 characters).",
     ),
     "setpriority": (
         "PRIORITY",
-        values.parse_priority,
+        fields.parse_priority,
         "priority",
         "Priority",
         "FOREGROUND, HIGH, NORMAL or LOW.",
     ),
     "setnotifyflags": (
         "FLAGS",
-        values.parse_notify_flags,
+        fields.parse_notify_flags,
         "notify_flags",
         "Notification flags",
         "1 transferred, 2 error, 4 disable, 8 modification (default 3).",
     ),
     "setminretrydelay": (
         "SECONDS",
-        values.parse_retry_delay,
+        fields.parse_retry_delay,
         "min_retry_delay",
         "Minimum retry delay",
         "Seconds to wait after a transient error (default 600, at least 5).",
     ),
     "setnoprogresstimeout": (
         "SECONDS",
-        lambda v: values.parse_uint(v, "the no-progress timeout"),
+        lambda v: fields.parse_uint(v, "the no-progress timeout"),
         "no_progress_timeout",
         "No progress timeout",
         "Seconds of failed retries before ERROR (default 1209600).",
     ),
     "setmaxdownloadtime": (
         "SECONDS",
-        lambda v: values.parse_uint(v, "the maximum download time"),
+        lambda v: fields.parse_uint(v, "the maximum download time"),
         "max_download_time",
         "Maximum download time",
         "Seconds of transferring before ERROR (default 7776000).",
     ),
     "setsecurityflags": (
         "FLAGS",
-        values.parse_security_flags,
+        fields.parse_security_flags,
         "security_flags",
         "Security flags",
         "TLS checks and redirect policy bits (see README).",
     ),
     "sethttpmethod": (
         "METHOD",
-        values.parse_http_method,
+        fields.parse_http_method,
         "http_method",
         "HTTP method",
         "The HTTP verb to use instead of GET.",
     ),
     "setaclflags": (
         "FLAGS",
-        values.parse_acl_flags,
+        fields.parse_acl_flags,
         "acl_flags",
         "ACL flags",
         "Letters from O, G, D, S (owner, group, DACL, SACL).",
@@ -97,7 +99,7 @@ def _show(value: object) -> str:
 def _register(name: str, metavar: str, parse: Callable[[str], object], field: str, label: str, summary: str) -> None:
     def command(job: JobArg, value: Annotated[str, typer.Argument(metavar=metavar)]) -> None:
         parsed = parse(value)
-        service.set_properties(context(), job, **{field: parsed})
+        properties.set_properties(context(), job, **{field: parsed})
         output.line(f"{label} set to {_show(parsed)}.")
 
     command.__name__ = name
@@ -114,8 +116,8 @@ def setdynamic(job: JobArg, value: Annotated[str, typer.Argument(metavar="TRUE|F
 
     Example: bitscli setdynamic nightly TRUE
     """
-    dynamic = values.parse_bool(value, "dynamic content")
-    service.set_dynamic(context(), job, dynamic)
+    dynamic = fields.parse_bool(value, "dynamic content")
+    properties.set_dynamic(context(), job, dynamic)
     output.line(f"Dynamic content set to {str(dynamic).upper()}.")
 
 
@@ -125,7 +127,7 @@ def setreplyfilename(job: JobArg, path: Annotated[str, typer.Argument(metavar="P
 
     Example: bitscli setreplyfilename upload1 /srv/replies/upload1.xml
     """
-    updated = service.set_reply_file_name(context(), job, path)
+    updated = properties.set_reply_file_name(context(), job, path)
     output.line(f"Reply file name set to {updated.reply_file_name}.")
 
 
@@ -137,8 +139,8 @@ def setvalidationstate(
 
     Example: bitscli setvalidationstate nightly 0 TRUE
     """
-    valid = values.parse_bool(value, "the validation state")
-    service.set_validation_state(context(), job, index, valid)
+    valid = fields.parse_bool(value, "the validation state")
+    properties.set_validation_state(context(), job, index, valid)
     output.line(f"Validation state of file {index} set to {str(valid).upper()}.")
 
 
@@ -157,7 +159,7 @@ def setnotifycmdline(
     """
     words = parameters or []
     params = words[0] if len(words) == 1 else shlex.join(words) if words else None
-    updated = service.set_notify_command(context(), job, program, params)
+    updated = properties.set_notify_command(context(), job, program, params)
     output.line(f"Notification command line set to {output.notify_command_text(updated)}.")
 
 
@@ -174,8 +176,8 @@ def setproxysettings(
 
     Example: bitscli setproxysettings nightly OVERRIDE proxy.lan:3128 "<local>"
     """
-    mode, plist, blist = connection.parse_proxy_settings(usage, proxy_list, bypass)
-    service.set_properties(context(), job, proxy_usage=mode, proxy_list=plist, proxy_bypass_list=blist)
+    mode, plist, blist = network.parse_proxy_settings(usage, proxy_list, bypass)
+    properties.set_properties(context(), job, proxy_usage=mode, proxy_list=plist, proxy_bypass_list=blist)
     output.line(f"Proxy usage set to {mode.name}.")
 
 
@@ -215,13 +217,13 @@ def setcredentials(
     elif password_arg is not None and password_arg.upper() != "NULL":
         output.warning(_ARGV_EXPOSURE_WARNING.format(what="a password", flag="--password-file - (stdin)"))
         password = password_arg
-    parsed_target, parsed_scheme = connection.parse_auth_target(target), connection.parse_auth_scheme(scheme)
+    parsed_target, parsed_scheme = network.parse_auth_target(target), network.parse_auth_scheme(scheme)
     if user is not None and password is None and parsed_scheme.name in ("BASIC", "DIGEST"):
         raise InvalidValue(
             f"{parsed_scheme.name} needs a password",
             hint="pass it with --password-file FILE (or - for stdin)",
         )
-    service.set_credentials(context(), job, parsed_target, parsed_scheme, user, password)
+    properties.set_credentials(context(), job, parsed_target, parsed_scheme, user, password)
     output.line(f"Credentials set for {parsed_target.name} {parsed_scheme.name}.")
 
 
@@ -235,8 +237,8 @@ def removecredentials(
 
     Example: bitscli removecredentials nightly SERVER BASIC
     """
-    parsed_target, parsed_scheme = connection.parse_auth_target(target), connection.parse_auth_scheme(scheme)
-    _, removed = service.remove_credentials(context(), job, parsed_target, parsed_scheme)
+    parsed_target, parsed_scheme = network.parse_auth_target(target), network.parse_auth_scheme(scheme)
+    _, removed = properties.remove_credentials(context(), job, parsed_target, parsed_scheme)
     state = "removed" if removed else "were not set; nothing removed"
     output.line(f"Credentials for {parsed_target.name} {parsed_scheme.name} {state}.")
 
@@ -261,10 +263,10 @@ def setcustomheaders(
     if not headers and from_file is None:
         raise InvalidValue("no headers given", hint='pass "Name: value" arguments, --from-file FILE, or NULL to clear')
     lines = _read_secret(from_file).splitlines() if from_file is not None else headers or []
-    parsed = connection.parse_custom_headers(lines)
-    if from_file is None and any(connection.redact_header(h) != h for h in parsed):
+    parsed = network.parse_custom_headers(lines)
+    if from_file is None and any(network.redact_header(h) != h for h in parsed):
         output.warning(_ARGV_EXPOSURE_WARNING.format(what="secret headers", flag="--from-file"))
-    service.set_properties(context(), job, custom_headers=parsed)
+    properties.set_properties(context(), job, custom_headers=parsed)
     output.line(f"{len(parsed)} custom header(s) set.")
 
 
@@ -274,5 +276,5 @@ def makecustomheaderswriteonly(job: JobArg) -> None:
 
     Example: bitscli makecustomheaderswriteonly nightly
     """
-    service.make_headers_write_only(context(), job)
+    properties.make_headers_write_only(context(), job)
     output.line("Custom headers are now write-only.")

@@ -4,8 +4,9 @@ from typing import Annotated
 
 import typer
 
-from bitscli import output, service
-from bitscli.cli.options import JobArg, JsonOpt, context
+from bitscli import output
+from bitscli.cli.params import JobArg, JsonOpt, context
+from bitscli.service import jobs
 
 app = typer.Typer()
 _PANEL = "Views"
@@ -19,7 +20,7 @@ def info(job: JobArg, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> 
 
     Example: bitscli info nightly --verbose
     """
-    output.info(service.get_job(context(), job), verbose=verbose, as_json=as_json)
+    output.info(jobs.get_job(context(), job), verbose=verbose, as_json=as_json)
 
 
 @app.command("list", rich_help_panel=_PANEL)
@@ -38,7 +39,7 @@ def list_(
 
     Example: bitscli list --json
     """
-    output.jobs(service.list_jobs(context(), include_final=include_final), verbose=verbose, as_json=as_json)
+    output.jobs(jobs.list_jobs(context(), include_final=include_final), verbose=verbose, as_json=as_json)
 
 
 @app.command("listfiles", rich_help_panel=_PANEL)
@@ -47,7 +48,7 @@ def listfiles(job: JobArg, as_json: JsonOpt = False) -> None:
 
     Example: bitscli listfiles nightly
     """
-    output.files(service.get_job(context(), job), as_json=as_json)
+    output.files(jobs.get_job(context(), job), as_json=as_json)
 
 
 @app.command("monitor", rich_help_panel=_PANEL)
@@ -73,7 +74,7 @@ def monitor(
         while count is None or shown < count:
             if shown:
                 time.sleep(refresh)
-            view.show(service.list_jobs(ctx))
+            view.show(jobs.list_jobs(ctx))
             shown += 1
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a monitor ends

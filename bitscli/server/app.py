@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from bitscli import protocol
 from bitscli.clock import Clock, SystemClock
+from bitscli.errors import HResult
 from bitscli.server import namespace
 from bitscli.server.auth import BasicAuth, read_password_file
 from bitscli.server.sessions import SessionStore
@@ -44,7 +45,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> Starlett
                 authenticated = auth.user(request.headers.get("Authorization"))
                 if authenticated is None:  # uploads need a login when a password file is configured
                     return ack(401, headers={"WWW-Authenticate": 'Basic realm="bitscli"'},
-                               error=protocol.E_ACCESSDENIED)  # fmt: skip
+                               error=HResult.E_ACCESSDENIED)  # fmt: skip
                 user = authenticated
             return await uploads.handle(request, url_path, user)
         if url_path.startswith(namespace.REPLY_PREFIX):

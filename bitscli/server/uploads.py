@@ -15,15 +15,12 @@ from starlette.responses import FileResponse, Response
 
 from bitscli import libc, protocol
 from bitscli.clock import Clock
-from bitscli.server import application, namespace
+from bitscli.errors import HResult, http_status
+from bitscli.server import namespace, notification
 from bitscli.server.sessions import COMMITTED, OPEN, RECEIVED, Session, SessionStore
 from bitscli.server.settings import ServerSettings
 
 log = logging.getLogger("bitscli.serve")
-E_FAIL = 0x80004005
-E_DISK_FULL = 0x80070070
-E_TOO_MANY_SESSIONS = 0x80070045  # HRESULT_FROM_WIN32(ERROR_TOO_MANY_SESS)
-HTTP_STATUS_BASE = 0x80190000
 
 
 def ack(
@@ -43,7 +40,7 @@ def ack(
 
 def bad_request(why: str, session_id: str | None = None) -> Response:
     log.info("400 to a BITS packet: %s", why)
-    return ack(400, session_id, error=protocol.E_INVALIDARG)
+    return ack(400, session_id, error=HResult.E_INVALIDARG)
 
 
 class UploadHandler:
@@ -70,7 +67,7 @@ class UploadHandler:
             session = self.store.get(session_id)
             if session is None or session.user != user or session.url_path != url_path:
                 self._locks.pop(session_id, None)
-                return ack(500, session_id, error=protocol.BG_E_SESSION_NOT_FOUND)
+                return ack(500, session_id, error=HResult.BG_E_SESSION_NOT_FOUND)
             try:
                 if kind == protocol.FRAGMENT:
                     return await self._fragment(request, session)
@@ -80,24 +77,25 @@ class UploadHandler:
             except OSError as exc:
                 log.error("session %s: %s", session_id, exc)
                 disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-                return ack(503 if disk_full else 500, session_id, error=E_DISK_FULL if disk_full else E_FAIL)
+                code = HResult.ERROR_DISK_FULL if disk_full else HResult.E_FAIL
+                return ack(503 if disk_full else 500, session_id, error=code)
 
     def _create(self, request: Request, url_path: str, user: str) -> Response:
         try:
             target, clean_path = namespace.upload_target(self.settings.root, url_path)
         except namespace.Refused as why:
             log.warning("upload to %r refused: %s", url_path, why)
-            return ack(403, error=protocol.E_ACCESSDENIED)
+            return ack(403, error=HResult.E_ACCESSDENIED)
         except FileNotFoundError:
-            return ack(404, error=HTTP_STATUS_BASE + 404)
+            return ack(404, error=http_status(404))
         if not self.settings.uploads_enabled(clean_path):
-            return ack(501, error=protocol.E_ACCESSDENIED)  # uploads are disabled on this directory
+            return ack(501, error=HResult.E_ACCESSDENIED)  # uploads are disabled on this directory
         if not protocol.supports_protocol(request.headers.get(protocol.SUPPORTED_PROTOCOLS)):
             return bad_request("no common protocol")
         if target.exists() and not self.settings.allow_overwrite:
-            return ack(409, error=protocol.E_ACCESSDENIED)  # BITSAllowOverwrites is off
+            return ack(409, error=HResult.E_ACCESSDENIED)  # BITSAllowOverwrites is off
         if self.store.open_for(user) >= self.settings.sessions_per_user:
-            return ack(503, error=E_TOO_MANY_SESSIONS)  # BITSNumberOfSessionsLimit: free one and retry later
+            return ack(503, error=HResult.ERROR_TOO_MANY_SESS)  # BITSNumberOfSessionsLimit: free one and retry later
         name = request.headers.get(protocol.CONTENT_NAME)
         session = self.store.create(target, clean_path, user, self.clock.now(), name)
         headers = {protocol.PROTOCOL: protocol.PROTOCOL_GUID, "Accept-Encoding": "Identity"}
@@ -120,7 +118,7 @@ class UploadHandler:
         if request.headers.get("Content-Length") != str(length):
             return bad_request("Content-Length does not match Content-Range", sid)
         if self.settings.max_upload_size is not None and total > self.settings.max_upload_size:
-            return ack(413, sid, error=protocol.BG_E_TOO_LARGE)  # the whole upload is over the limit: fatal
+            return ack(413, sid, error=HResult.BG_E_TOO_LARGE)  # the whole upload is over the limit: fatal
         if length > self.settings.max_fragment_size:
             return ack(413, sid)  # only this fragment is too big: the client shrinks its fragments
         if session.total is not None and total != session.total:
@@ -136,7 +134,7 @@ class UploadHandler:
             received = await _store_body(request, session.data, first, length, received)
         except ClientDisconnect:
             self.store.update(session, progress_at=self.clock.now())  # bytes kept so far count as progress
-            return ack(400, sid, error=protocol.E_INVALIDARG)
+            return ack(400, sid, error=HResult.E_INVALIDARG)
         except ValueError as why:
             return bad_request(str(why), sid)
         session = self.store.update(session, progress_at=self.clock.now())
@@ -154,16 +152,16 @@ class UploadHandler:
         return self._final_ack(request, session)
 
     async def _finish(self, request: Request, session: Session) -> Response:
-        """Every byte is here: make it durable, then store it or hand it to the application."""
+        """Every byte is here: make it durable, then store it or hand it to the notification."""
         await anyio.to_thread.run_sync(_fsync, session.data)
         if self.settings.notification_type:
             reply = self.store.reply_path(session)
             answer = await anyio.to_thread.run_sync(
-                application.notify, self.settings, session.data, reply, str(request.url)
+                notification.notify, self.settings, session.data, reply, str(request.url)
             )
             if not answer.ok:
                 log.warning("session %s: %s", session.id, answer.message)
-                return ack(answer.status, session.id, error=HTTP_STATUS_BASE + answer.status,
+                return ack(answer.status, session.id, error=http_status(answer.status),
                            context=protocol.CONTEXT_APPLICATION)  # fmt: skip
             reply_url = answer.static_reply_url
             if answer.reply_file and not reply_url:
@@ -175,7 +173,7 @@ class UploadHandler:
         try:
             _publish(session.data, Path(session.target), self.settings.allow_overwrite)
         except FileExistsError:
-            return ack(409, session.id, error=protocol.E_ACCESSDENIED)
+            return ack(409, session.id, error=HResult.E_ACCESSDENIED)
         session = self.store.update(session, state=COMMITTED)
         log.info("session %s: %s stored (%d bytes)", session.id, session.url_path, session.total)
         return self._final_ack(request, session)

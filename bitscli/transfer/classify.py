@@ -6,23 +6,8 @@ import errno
 import time
 from email.utils import parsedate_to_datetime
 
+from bitscli.errors import HResult, http_status
 from bitscli.model import ErrorContext
-
-HTTP_STATUS_BASE = 0x80190000  # BG_E_HTTP_ERROR_xxx = 0x80190000 + status (bits.md §2.6)
-
-# WinINet codes as HRESULTs, the ones BITS reports for transport failures.
-INTERNET_TIMEOUT = 0x80072EE2
-INTERNET_NAME_NOT_RESOLVED = 0x80072EE7
-INTERNET_CANNOT_CONNECT = 0x80072EFD
-INTERNET_CONNECTION_RESET = 0x80072EFF
-INTERNET_INVALID_SERVER_RESPONSE = 0x80072F78
-INTERNET_SECURE_FAILURE = 0x80072F8F
-BG_E_INSUFFICIENT_RANGE_SUPPORT = 0x80200013
-BG_E_TOO_MANY_REDIRECTS = 0x80190000 + 310  # no BITS code exists; reported as a redirect status
-E_DISK_FULL = 0x80070070  # HRESULT_FROM_WIN32(ERROR_DISK_FULL)
-E_ACCESSDENIED = 0x80070005
-E_PATH_NOT_FOUND = 0x80070003
-E_FAIL = 0x80004005
 
 
 class TransferError(Exception):
@@ -59,7 +44,7 @@ def status_is_transient(status: int) -> bool:
 def http_error(status: int, reason: str, url: str, retry_after: str | None = None) -> TransferError:
     return TransferError(
         f"HTTP {status} {reason} from {url}".rstrip(),
-        code=HTTP_STATUS_BASE + status,
+        code=http_status(status),
         context=ErrorContext.REMOTE_FILE,
         transient=status_is_transient(status),
         retry_after=parse_retry_after(retry_after, time.time()) if retry_after else None,
@@ -87,35 +72,35 @@ def transport_error(exc: BaseException, url: str) -> TransferError:
     if "certificate" in lowered or "ssl" in lowered:
         return TransferError(
             f"TLS failure talking to {url}: {exc}",
-            code=INTERNET_SECURE_FAILURE,
+            code=HResult.ERROR_INTERNET_SECURE_FAILURE,
             context=ErrorContext.GENERAL_TRANSPORT,
             transient=False,
         )
     if "timed out" in lowered or "timeout" in lowered:
-        code, what = INTERNET_TIMEOUT, "timed out"
+        code, what = HResult.ERROR_INTERNET_TIMEOUT, "timed out"
     elif "name or service not known" in lowered or "nodename nor servname" in lowered or "resolve" in lowered:
-        code, what = INTERNET_NAME_NOT_RESOLVED, "host name not resolved"
+        code, what = HResult.ERROR_INTERNET_NAME_NOT_RESOLVED, "host name not resolved"
     elif "refused" in lowered:
-        code, what = INTERNET_CANNOT_CONNECT, "connection refused"
+        code, what = HResult.ERROR_INTERNET_CANNOT_CONNECT, "connection refused"
     else:
-        code, what = INTERNET_CONNECTION_RESET, "connection lost"
+        code, what = HResult.ERROR_INTERNET_CONNECTION_RESET, "connection lost"
     return TransferError(f"{what}: {url}", code=code, context=ErrorContext.GENERAL_TRANSPORT, transient=True)
 
 
 def local_error(exc: OSError, path: str) -> TransferError:
     """A local-disk failure: a full disk is transient (space can be freed), a bad path or permission fatal."""
-    detail = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return TransferError(f"{detail}: {path}", code=E_DISK_FULL, context=ErrorContext.LOCAL_FILE, transient=True)
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return TransferError(f"{detail}: {path}", code=E_ACCESSDENIED, context=ErrorContext.LOCAL_FILE, transient=False)
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return TransferError(
-            f"{detail}: {path}", code=E_PATH_NOT_FOUND, context=ErrorContext.LOCAL_FILE, transient=False
-        )
-    return TransferError(f"{detail}: {path}", code=E_FAIL, context=ErrorContext.LOCAL_FILE, transient=True)
+        code, transient = HResult.ERROR_DISK_FULL, True
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        code, transient = HResult.E_ACCESSDENIED, False
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        code, transient = HResult.ERROR_PATH_NOT_FOUND, False
+    else:
+        code, transient = HResult.E_FAIL, True
+    message = f"{exc.strerror or exc}: {path}"
+    return TransferError(message, code=code, context=ErrorContext.LOCAL_FILE, transient=transient)
 
 
-def protocol_error(message: str, *, code: int = INTERNET_INVALID_SERVER_RESPONSE) -> TransferError:
+def protocol_error(message: str, *, code: int = HResult.ERROR_INTERNET_INVALID_SERVER_RESPONSE) -> TransferError:
     """The server broke HTTP's rules (wrong Content-Range, ...): retried later, never spliced."""
     return TransferError(message, code=code, context=ErrorContext.REMOTE_FILE, transient=True)

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bitscli.transfer.sink import PartWriter, Stopped
+from bitscli.transfer.sink import PartWriter
+from bitscli.transfer.types import Stopped
 
 MIN_BYTES = 32 << 20  # a body at least this long goes this way; shorter ones gain little for 12 MiB of buffers
 BUFFER = 4 << 20  # 1 MiB writes left the disk idle between them: 0.97-1.12 s for 1 GiB, against 0.77-0.81 s

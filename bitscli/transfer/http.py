@@ -4,79 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from bitscli.errors import HResult, http_status
 from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
 from bitscli.transfer import direct, files, sink
-from bitscli.transfer.classify import (
-    BG_E_INSUFFICIENT_RANGE_SUPPORT,
-    BG_E_TOO_MANY_REDIRECTS,
-    HTTP_STATUS_BASE,
-    TransferError,
-    http_error,
-    local_error,
-    protocol_error,
-    transport_error,
-)
+from bitscli.transfer.classify import TransferError, http_error, local_error, protocol_error, transport_error
 from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
-from bitscli.transfer.sink import Stopped as Stopped  # the engine's stop, raised by the part writer
+from bitscli.transfer.types import CHUNK, Download, Progress, Version
 
-CHUNK = 1 << 20  # large reads and os.write: no per-byte Python (design.md)
 MAX_REDIRECTS = 10
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _REDIRECTS = (301, 302, 303, 307, 308)
-
-
-@dataclass(frozen=True)
-class Version:
-    """What identifies one version of a remote file: its size and validators (bits.md §2.7)."""
-
-    size: int = UNKNOWN
-    etag: str | None = None
-    last_modified: str | None = None
-
-    def differs_from(self, other: Version) -> bool:
-        """True when both sides know a value and the values disagree."""
-        pairs = ((self.size, other.size, UNKNOWN), (self.etag, other.etag, None))
-        if any(a != b for a, b, unknown in pairs if a != unknown and b != unknown):
-            return True
-        return bool(self.last_modified and other.last_modified and self.last_modified != other.last_modified)
-
-    def if_range(self) -> str | None:
-        """The validator for If-Range: a strong ETag, else Last-Modified (RFC 9110 §13.1.5 forbids weak ETags)."""
-        if self.etag and not self.etag.startswith("W/"):
-            return self.etag
-        return self.last_modified
-
-
-@dataclass
-class Download:
-    """One file to fetch: where from, into which part file, and what is already there."""
-
-    url: str
-    part: str
-    offset: int = 0  # durable bytes already in the part file
-    known: Version = field(default_factory=Version)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    security_flags: int = 0
-    dynamic: bool = False
-    timeout: tuple[float, float] = (30.0, 60.0)  # connect, read
-    request_options: Mapping[str, Any] = field(default_factory=dict)  # auth, proxies, verify
-
-
-class Progress(Protocol):
-    """How the engine reports to the daemon; every checkpoint follows an fsync of the part file."""
-
-    def transferring(self, abort: Callable[[], None], url: str) -> None:
-        """Bytes are about to flow from ``url`` (after redirects); ``abort()`` breaks a blocked read."""
-        ...
-
-    def checkpoint(self, offset: int, version: Version, url: str) -> None: ...
-
-    def stop_requested(self) -> bool: ...
 
 
 def parse_content_range(value: str) -> tuple[int, int, int]:
@@ -160,7 +99,7 @@ def request(client: Client, method: str, job: Download, headers: dict[str, str])
         _check_redirect(job.security_flags, url, target, response.status_code)
         url = target
     raise TransferError(
-        f"more than {MAX_REDIRECTS} redirects from {job.url}", code=BG_E_TOO_MANY_REDIRECTS,
+        f"more than {MAX_REDIRECTS} redirects from {job.url}", code=HResult.BG_E_TOO_MANY_REDIRECTS,
         context=ErrorContext.REMOTE_FILE, transient=False,
     )  # fmt: skip
 
@@ -168,7 +107,7 @@ def request(client: Client, method: str, job: Download, headers: dict[str, str])
 def _check_redirect(flags: int, source: str, target: str, status: int) -> None:
     def refuse(why: str) -> TransferError:
         return TransferError(
-            f"redirect from {source} to {target} refused: {why}", code=HTTP_STATUS_BASE + status,
+            f"redirect from {source} to {target} refused: {why}", code=http_status(status),
             context=ErrorContext.REMOTE_FILE, transient=False,
         )  # fmt: skip
 
@@ -240,10 +179,10 @@ def check_partial(response: Response, offset: int, known: Version) -> int:
     try:
         first, _last, total = parse_content_range(response.headers.get("Content-Range", ""))
     except ValueError as exc:
-        raise protocol_error(str(exc), code=BG_E_INSUFFICIENT_RANGE_SUPPORT) from None
+        raise protocol_error(str(exc), code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT) from None
     if first != offset:
         raise protocol_error(
-            f"asked for bytes from {offset}, the server sent from {first}", code=BG_E_INSUFFICIENT_RANGE_SUPPORT
+            f"asked for bytes from {offset}, the server sent from {first}", code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT
         )
     if known.size != UNKNOWN and total != UNKNOWN and total != known.size:
         raise protocol_error(f"the file's size changed from {known.size} to {total} during the transfer")

@@ -6,12 +6,12 @@ import errno
 import os
 from urllib.parse import unquote, urlsplit
 
+from bitscli.errors import HResult
 from bitscli.model import UNKNOWN, ErrorContext
 from bitscli.transfer import files, sink
 from bitscli.transfer.classify import TransferError, local_error
-from bitscli.transfer.http import CHUNK, Download, Progress, Stopped, Version
+from bitscli.transfer.types import CHUNK, Download, Progress, Stopped, Version
 
-E_FILE_NOT_FOUND = 0x80070002
 KERNEL_CHUNK = 8 << 20  # bytes per copy_file_range call: a stop is seen between calls
 
 
@@ -26,7 +26,7 @@ def copy(job: Download, progress: Progress) -> Version:
         src = open(source, "rb")  # noqa: SIM115 - closed in the finally below
     except OSError as exc:
         raise TransferError(
-            f"cannot read the source {source}: {exc.strerror}", code=E_FILE_NOT_FOUND,
+            f"cannot read the source {source}: {exc.strerror}", code=HResult.ERROR_FILE_NOT_FOUND,
             context=ErrorContext.REMOTE_FILE, transient=False,
         ) from None  # fmt: skip
     try:

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import os
 
+from bitscli.errors import HResult
 from bitscli.model import LENGTH_TO_EOF, UNKNOWN, ByteRange, ErrorContext
 from bitscli.transfer import files
-from bitscli.transfer.classify import BG_E_INSUFFICIENT_RANGE_SUPPORT, TransferError, http_error, local_error
+from bitscli.transfer.classify import TransferError, http_error, local_error
 from bitscli.transfer.client import Client
-from bitscli.transfer.http import (
-    Download,
-    Progress,
-    Version,
-    base_headers,
-    check_partial,
-    probe,
-    request,
-    restart,
-    stream,
-)
-
-BG_E_INVALID_RANGE = 0x8020002B
+from bitscli.transfer.http import base_headers, check_partial, probe, request, restart, stream
+from bitscli.transfer.types import Download, Progress, Version
 
 
 def resolve(ranges: tuple[ByteRange, ...], size: int) -> list[tuple[int, int]]:
@@ -30,7 +20,7 @@ def resolve(ranges: tuple[ByteRange, ...], size: int) -> list[tuple[int, int]]:
         length = size - r.offset if r.length == LENGTH_TO_EOF else r.length
         if size != UNKNOWN and (r.offset >= size or r.offset + length > size):
             raise TransferError(
-                f"range {r} lies outside the remote file of {size} bytes", code=BG_E_INVALID_RANGE,
+                f"range {r} lies outside the remote file of {size} bytes", code=HResult.BG_E_INVALID_RANGE,
                 context=ErrorContext.REMOTE_FILE, transient=False,
             )  # fmt: skip
         resolved.append((r.offset, length))
@@ -47,7 +37,7 @@ def download(client: Client, job: Download, ranges: tuple[ByteRange, ...], progr
         head, url = probe(client, job)
         if head is None or head.size == UNKNOWN:
             raise TransferError(
-                f"{job.url} did not report its size, which ranges need", code=BG_E_INSUFFICIENT_RANGE_SUPPORT,
+                f"{job.url} did not report its size, which ranges need", code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT,
                 context=ErrorContext.REMOTE_FILE, transient=False,
             )  # fmt: skip
         if offset and head.differs_from(job.known):
@@ -80,7 +70,7 @@ def _fetch_range(
     with response:
         if response.status_code == 200:
             raise TransferError(
-                f"{url} ignored the range request (answered 200)", code=BG_E_INSUFFICIENT_RANGE_SUPPORT,
+                f"{url} ignored the range request (answered 200)", code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT,
                 context=ErrorContext.REMOTE_FILE, transient=False,
             )  # fmt: skip
         if response.status_code != 206:
@@ -89,7 +79,7 @@ def _fetch_range(
         now = Version(head.size, response.headers.get("ETag") or head.etag, response.headers.get("Last-Modified"))
         if now.differs_from(head):
             raise TransferError(
-                f"{url} changed during the transfer", code=BG_E_INSUFFICIENT_RANGE_SUPPORT,
+                f"{url} changed during the transfer", code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT,
                 context=ErrorContext.REMOTE_FILE, transient=True,
             )  # fmt: skip
         os.lseek(fd, at, os.SEEK_SET)

@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING, Any
 from bitscli import libc
 from bitscli.transfer import files
 from bitscli.transfer.classify import local_error
+from bitscli.transfer.types import Stopped
 
 if TYPE_CHECKING:
-    from bitscli.transfer.http import Progress, Version
-
-
-class Stopped(Exception):
-    """The daemon asked the transfer to stop (suspend, cancel, pre-emption); progress is saved."""
+    from bitscli.transfer.types import Progress, Version
 
 
 CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...

@@ -14,17 +14,11 @@ from urllib.parse import urljoin
 import urllib3.util
 
 from bitscli import protocol
-from bitscli.model import ErrorContext
-from bitscli.transfer.classify import (
-    HTTP_STATUS_BASE,
-    TransferError,
-    local_error,
-    protocol_error,
-    status_is_transient,
-    transport_error,
-)
+from bitscli.errors import HResult, http_status
+from bitscli.model import ErrorContext, UploadState
+from bitscli.transfer.classify import TransferError, local_error, protocol_error, status_is_transient, transport_error
 from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
-from bitscli.upload_state import UploadState
+from bitscli.transfer.types import Download, Stopped, Version
 
 log = logging.getLogger("bitscli.daemon")
 
@@ -36,10 +30,6 @@ FRAGMENT_SECONDS = 1.0  # fragments grow until one takes about this long, so a s
 MAX_STALLS = 3  # Acks in a row that move the offset nowhere before we call the server broken
 MAX_REGRESSIONS = 3  # times a server may go back on bytes it acknowledged before we call it broken
 LAST_ACK_SECONDS = 330.0  # the last Ack waits for the server application, which has 5 minutes (bits.md §4)
-
-
-class Stopped(Exception):
-    """The daemon asked the upload to stop; the server keeps what it acknowledged."""
 
 
 class _ShortRead(Exception):
@@ -81,7 +71,7 @@ def local_stamp(path: str) -> tuple[str, int]:
 
 def local_changed(path: str) -> TransferError:
     return TransferError(
-        f"the file being uploaded changed during the upload: {path}", code=protocol.BG_E_LOCAL_FILE_CHANGED,
+        f"the file being uploaded changed during the upload: {path}", code=HResult.BG_E_LOCAL_FILE_CHANGED,
         context=ErrorContext.LOCAL_FILE, transient=False,
     )  # fmt: skip
 
@@ -127,12 +117,12 @@ def create_session(client: Client, up: Upload, state: UploadState, events: Event
         if not protocol.valid_session_id(session):
             raise TransferError(  # a plain web server that accepts any method: it will never speak BITS
                 f"{up.url} does not speak the BITS upload protocol (no {protocol.SESSION_ID} in its answer)",
-                code=protocol.BG_E_INSUFFICIENT_HTTP_SUPPORT, context=ErrorContext.REMOTE_FILE, transient=False,
+                code=HResult.BG_E_INSUFFICIENT_HTTP_SUPPORT, context=ErrorContext.REMOTE_FILE, transient=False,
             )  # fmt: skip
         if chosen != protocol.PROTOCOL_GUID:
             raise TransferError(
                 f"{up.url} chose protocol {chosen or 'none'}, not the BITS 1.5 upload protocol",
-                code=protocol.BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH, context=ErrorContext.REMOTE_FILE, transient=False,
+                code=HResult.BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH, context=ErrorContext.REMOTE_FILE, transient=False,
             )  # fmt: skip
         host = (response.headers.get(protocol.HOST_ID) or "").strip()
         fallback = (response.headers.get(protocol.HOST_ID_FALLBACK) or "").strip()
@@ -217,7 +207,7 @@ def _fragment_ack(response: Response, url: str, size: int, length: int) -> tuple
     """A fragment's Ack: (status, the server's next offset, the reply URL); None asks for smaller fragments."""
     status = response.status_code
     code = protocol.error_code(response.headers)
-    if status == 413 and code != protocol.BG_E_TOO_LARGE and length > MIN_FRAGMENT:
+    if status == 413 and code != HResult.BG_E_TOO_LARGE and length > MIN_FRAGMENT:
         return None
     # A BITS-Error-Code on a 200 is an error too (servers in the wild send one).
     if status not in (200, 201, 416) or (status != 416 and code):
@@ -271,7 +261,7 @@ class packet:  # lower case: used as a context manager, like open()
             if self.events is not None and self.events.stop_requested():
                 raise Stopped from None  # the worker broke the connection to stop (Client.abort)
             raise self._unreachable(exc) from None
-        if protocol.error_code(self.response.headers) == protocol.BG_E_SESSION_NOT_FOUND:
+        if protocol.error_code(self.response.headers) == HResult.BG_E_SESSION_NOT_FOUND:
             self.response.close()
             raise SessionLost
         return self.response
@@ -317,10 +307,10 @@ def _file_body(fd: int, offset: int, length: int, events: Events) -> Iterator[by
 def answer_error(response: Response, url: str) -> TransferError:
     """A non-success Ack, with the server's BITS-Error-Code and context (0x7: the server application)."""
     status = response.status_code
-    code = protocol.error_code(response.headers) or HTTP_STATUS_BASE + status
+    code = protocol.error_code(response.headers) or http_status(status)
     context = protocol.error_context(response.headers)
     where = ErrorContext.REMOTE_APPLICATION if context == protocol.CONTEXT_APPLICATION else ErrorContext.REMOTE_FILE
-    fatal = code in (protocol.BG_E_TOO_LARGE, protocol.E_ACCESSDENIED) or status in (401, 407)
+    fatal = code in (HResult.BG_E_TOO_LARGE, HResult.E_ACCESSDENIED) or status in (401, 407)
     return TransferError(
         f"HTTP {status} {response.reason} from {url} (BITS error {protocol.hresult_text(code)})".replace("  ", " "),
         code=code, context=where, transient=status_is_transient(status) and not fatal,
@@ -329,7 +319,7 @@ def answer_error(response: Response, url: str) -> TransferError:
 
 def fetch_reply(client: Client, up: Upload, state: UploadState, part: str, events: Events) -> UploadState:
     """Download the reply with the normal engine (HEAD, ranges) into its part file; no URL means an empty reply."""
-    from bitscli.transfer import http
+    from bitscli.transfer import http  # deferred: most uploads have no reply
 
     if not state.reply_url:
         try:
@@ -344,7 +334,7 @@ def fetch_reply(client: Client, up: Upload, state: UploadState, part: str, event
         def transferring(self, abort: Callable[[], None], url: str) -> None:
             pass
 
-        def checkpoint(self, offset: int, version: http.Version, url: str) -> None:
+        def checkpoint(self, offset: int, version: Version, url: str) -> None:
             self.current = dataclasses.replace(
                 self.current, reply_transferred=offset, reply_total=version.size, reply_etag=version.etag,
                 reply_last_modified=version.last_modified,
@@ -354,15 +344,12 @@ def fetch_reply(client: Client, up: Upload, state: UploadState, part: str, event
         def stop_requested(self) -> bool:
             return events.stop_requested()
 
-    download = http.Download(
+    download = Download(
         url=state.reply_url, part=part, offset=state.reply_transferred,
-        known=http.Version(state.reply_total, state.reply_etag, state.reply_last_modified), headers=up.headers,
+        known=Version(state.reply_total, state.reply_etag, state.reply_last_modified), headers=up.headers,
         request_options=up.request_options,
     )  # fmt: skip
-    try:
-        version = http.download(client, download, ReplyProgress())
-    except http.Stopped:
-        raise Stopped from None
+    version = http.download(client, download, ReplyProgress())
     try:
         fd = os.open(part, os.O_RDONLY)
         try:

@@ -6,12 +6,12 @@ import logging
 import threading
 from pathlib import Path
 
-from bitscli import lifecycle, notify, scheduler, wakeup
 from bitscli.clock import Clock
+from bitscli.daemon import notify, scheduler, transitions, wakeup
+from bitscli.daemon.worker import Worker
 from bitscli.model import Job, JobState
+from bitscli.partfiles import discard_all
 from bitscli.store import open_queue
-from bitscli.transfer import files
-from bitscli.worker import Worker
 
 log = logging.getLogger("bitscli.daemon")
 
@@ -64,7 +64,7 @@ class Daemon:
                             abandoned.append(tx.job(job.id))
         for gone in abandoned:  # an abandoned job's part files go with it, as on cancel
             if gone is not None:
-                files.discard_all(gone)
+                discard_all(gone)
         plan = scheduler.choose(jobs, self.current, self.clock.monotonic(), self.slice_seconds)
         self.current = plan.background
         for job_id, worker in self.workers.items():
@@ -133,10 +133,10 @@ class Daemon:
         for job_id in pending:
             if job_id in self.cancelling or job_id in self.workers:
                 continue
-            from bitscli import upload_job
+            from bitscli.daemon import uploads  # deferred: it loads the transfer engine
 
             thread = threading.Thread(
-                target=upload_job.cancel_session, args=(self.queue_path, job_id, self.clock, self.stop_event),
+                target=uploads.cancel_session, args=(self.queue_path, job_id, self.clock, self.stop_event),
                 name=f"cancel-{job_id}", daemon=True,
             )  # fmt: skip
             self.cancelling[job_id] = thread
@@ -144,8 +144,8 @@ class Daemon:
 
     def _due(self, job: Job, now: float) -> Job:
         """Timers, and a job left active with no worker (stopped, or the daemon crashed) back to QUEUED."""
-        new = lifecycle.timers(job, now, self.inactivity_seconds)
-        return new if job.id in self.workers else lifecycle.requeue(new, now)
+        new = transitions.timers(job, now, self.inactivity_seconds)
+        return new if job.id in self.workers else transitions.requeue(new, now)
 
     def run(self) -> None:
         """Tick when nudged, at least every TICK_SECONDS, and for changes to the queue nobody announced."""
@@ -179,7 +179,7 @@ class Daemon:
         now = self.clock.now()
         with self.queue.write() as tx:
             for job in tx.job_headers():
-                new = lifecycle.requeue(job, now)
+                new = transitions.requeue(job, now)
                 if new is not job:
                     tx.update_header(new)
         self.queue.close()

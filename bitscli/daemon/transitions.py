@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from bitscli.model import ErrorContext, Job, JobError, JobFile, JobState, SecurityFlags
-
-ACTIVE = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)
-BG_E_MAXDOWNLOAD_TIMEOUT = 0x80200054
+from bitscli.errors import HResult
+from bitscli.model import ACTIVE_STATES, ErrorContext, Job, JobError, JobFile, JobState, SecurityFlags
 
 
 def connecting(job: Job, now: float) -> Job:
@@ -40,7 +38,7 @@ def file_done(job: Job, f: JobFile, size: int, now: float) -> tuple[Job, JobFile
 
 def finish(job: Job, now: float) -> Job:
     """TRANSFERRED: the caller found no file left to transfer."""
-    if job.state not in ACTIVE:
+    if job.state not in ACTIVE_STATES:
         return job
     return dataclasses.replace(job, state=JobState.TRANSFERRED, completion_time=now, error=None)
 
@@ -82,9 +80,9 @@ def timers(job: Job, now: float, inactivity_seconds: float = 90 * 86_400) -> Job
             return dataclasses.replace(job, state=JobState.ERROR, retry_at=None, modification_time=now)
         if job.retry_at is not None and now >= job.retry_at:
             return dataclasses.replace(job, state=JobState.QUEUED, retry_at=None, modification_time=now)
-    if job.state in ACTIVE and job.max_download_time and job.active_seconds >= job.max_download_time:
+    if job.state in ACTIVE_STATES and job.max_download_time and job.active_seconds >= job.max_download_time:
         error = JobError(
-            BG_E_MAXDOWNLOAD_TIMEOUT, ErrorContext.GENERAL_QUEUE_MANAGER, None,
+            HResult.BG_E_MAXDOWNLOAD_TIMEOUT, ErrorContext.GENERAL_QUEUE_MANAGER, None,
             f"the job spent its maximum download time ({job.max_download_time} s)",
         )  # fmt: skip
         return dataclasses.replace(

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from bitscli.errors import HResult, InvalidValue
+from bitscli.inputs.fields import CONTROL_RE, NULL_WORDS, TOKEN_RE, parse_enum
 from bitscli.model import AuthScheme, AuthTarget, ProxyUsage
-from bitscli.values import CONTROL_RE, NULL_WORDS, TOKEN_RE, parse_enum
 
 # Limits from bits.md §1c, §2.4 and §7.
 MAX_PROXY_LIST = 32 * 1024

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from bitscli import service
+from bitscli.service.context import Context, open_context
 
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="The job's GUID ({...}, braces optional) or display name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the schema is documented in README).")]
@@ -12,14 +12,14 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Print the bare value withou
 IndexArg = Annotated[int, typer.Argument(metavar="INDEX", min=0, help="The file's index in the job, from 0.")]
 
 
-_opened: list[service.Context] = []
-_left_open: list[service.Context] = []  # referenced until the process exits: dropping one would close it
+_opened: list[Context] = []
+_left_open: list[Context] = []  # referenced until the process exits: dropping one would close it
 
 
-def context() -> service.Context:
+def context() -> Context:
     """The command's service context; ``close()`` releases it when the command ends."""
     if not _opened:
-        _opened.append(service.open_context())
+        _opened.append(open_context())
     return _opened[0]
 
 
@@ -41,6 +41,6 @@ def close(checkpoint: bool = True) -> None:
         else:
             _left_open.append(ctx)
     if wrote:
-        from bitscli import wakeup
+        from bitscli.daemon import wakeup
 
         wakeup.nudge()

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bitscli.model import Job, JobPriority, JobState
-
-RUNNABLE = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)
+from bitscli.model import ACTIVE_STATES, Job, JobPriority
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def choose(jobs: Sequence[Job], current: Slice | None, now: float, slice_seconds
     - Jobs of equal priority take turns: when a slice ends the next job in creation order runs, so big
       jobs do not starve small ones. A job alone at its level keeps running.
     """
-    runnable = [j for j in jobs if j.state in RUNNABLE]
+    runnable = [j for j in jobs if j.state in ACTIVE_STATES]
     foreground = frozenset(j.id for j in runnable if j.priority is JobPriority.FOREGROUND)
     background = [j for j in runnable if j.priority is not JobPriority.FOREGROUND]
     if not background:

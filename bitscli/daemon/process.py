@@ -1,4 +1,4 @@
-"""One daemon per queue: the lock that proves it runs, its pid file, its log file and its signals."""
+"""The daemon's process: the lock that proves it runs (one per queue), its pid file, log, signals and start-up."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +95,48 @@ def on_termination(callback: object) -> None:
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), lambda *_: callback())  # type: ignore[operator]
+
+
+def run_foreground(slice_seconds: float) -> Running | None:
+    """Run the daemon in this process until a signal stops it; the daemon already running, if there is one."""
+    from filelock import FileLock, Timeout
+
+    from bitscli import config, libc
+    from bitscli.clock import SystemClock
+    from bitscli.daemon import wakeup
+    from bitscli.daemon.loop import Daemon
+
+    paths.ensure_private_dir(paths.state_dir())
+    lock = FileLock(lock_path(), mode=0o600)
+    try:
+        lock.acquire(timeout=2)  # a short wait: `daemon status` may be probing the lock right now
+    except Timeout:
+        return running() or Running(-1, time.time())
+    wake: wakeup.Listener | None = None
+    try:
+        write_pid()
+        setup_logging(to_stderr=sys.stderr.isatty())
+        libc.keep_io_buffers()
+        # Load the transfer engine now, so the first job does not wait for it.
+        from bitscli.daemon import downloads, uploads  # noqa: F401
+
+        settings = config.load()
+        wake = wakeup.Listener()
+        daemon = Daemon(
+            paths.queue_path(), SystemClock(), slice_seconds, settings.job_inactivity_days * 86_400,
+            settings.allow_notify_command_line, wake,
+        )  # fmt: skip
+
+        def terminate() -> None:
+            daemon.stop_event.set()
+            wakeup.nudge()  # the loop may be waiting for a nudge: this is one
+
+        on_termination(terminate)
+        logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
+        daemon.run()
+    finally:
+        if wake is not None:
+            wake.close()
+        remove_pid()
+        lock.release()
+    return None

@@ -9,17 +9,13 @@ import subprocess
 import sys
 import time
 
-from bitscli import instance, wakeup
-from bitscli.errors import BitsError, ExitCode
+from bitscli.daemon import process, wakeup
+from bitscli.errors import DaemonError
 
 
-class DaemonError(BitsError):
-    exit_code = ExitCode.DAEMON
-
-
-def start(wait: float = 15.0) -> instance.Running:
+def start(wait: float = 15.0) -> process.Running:
     """Start a daemon for this queue unless one runs; returns it once it holds the lock."""
-    current = instance.running()
+    current = process.running()
     if current is not None:
         return current
     flags = 0
@@ -36,16 +32,16 @@ def start(wait: float = 15.0) -> instance.Running:
     )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        current = instance.running()
+        current = process.running()
         if current is not None and current.pid > 0:
             return current
-        if child.poll() is not None and instance.running() is None:
+        if child.poll() is not None and process.running() is None:
             raise DaemonError(
                 f"the daemon exited at start (status {child.returncode})",
-                hint=f"run 'bitscli daemon run' to see why, or read {instance.log_path()}",
+                hint=f"run 'bitscli daemon run' to see why, or read {process.log_path()}",
             )
         time.sleep(0.05)
-    raise DaemonError("the daemon did not start in time", hint=f"see {instance.log_path()}")
+    raise DaemonError("the daemon did not start in time", hint=f"see {process.log_path()}")
 
 
 def ensure_running() -> None:
@@ -59,7 +55,7 @@ def ensure_running() -> None:
 
 def stop(wait: float = 60.0) -> bool:
     """Ask the daemon to stop (SIGTERM) and wait until it has saved its progress; False if none ran."""
-    current = instance.running()
+    current = process.running()
     if current is None:
         return False
     if current.pid > 0:
@@ -67,7 +63,7 @@ def stop(wait: float = 60.0) -> bool:
             os.kill(current.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if instance.running() is None:
+        if process.running() is None:
             return True
         time.sleep(0.1)
     raise DaemonError(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bitscli.errors import HResult, InvalidState, InvalidValue, LimitExceeded
-from bitscli.model import UNKNOWN, Job, JobState, JobType
-from bitscli.service import Context, resolve
-from bitscli.transfer import files
-from bitscli.upload_state import UploadState
+from bitscli.model import UNKNOWN, Job, JobState, JobType, UploadState
+from bitscli.partfiles import reply_name, reply_part
+from bitscli.service.context import Context, resolve
 
 MAX_REPLY_DATA = 1 << 20  # GetReplyData returns at most 1 MiB; larger replies are read from the file
 
@@ -34,7 +33,7 @@ def reply_file(job: Job) -> str | None:
     """The reply file's name; None until there is an upload file to name it after."""
     if job.type is not JobType.UPLOAD_REPLY:
         raise InvalidValue(f"job {job.id} is a {job.type.label} job; only upload-reply jobs have a reply file")
-    return files.reply_name(job) if job.files or job.reply_file_name else None
+    return reply_name(job) if job.files or job.reply_file_name else None
 
 
 def progress(ctx: Context, ref: str) -> tuple[Job, ReplyProgress]:
@@ -49,12 +48,12 @@ def data(ctx: Context, ref: str) -> tuple[Job, bytes]:
         raise InvalidState(
             f"job {job.id} has no reply yet (it is {job.state.name})", hint=f"wait for it: bitscli wait {job.id}"
         )
-    path = files.reply_name(job) if job.state is JobState.ACKNOWLEDGED else files.reply_part(job)
+    path = reply_name(job) if job.state is JobState.ACKNOWLEDGED else reply_part(job)
     total = state.reply_total
     if total != UNKNOWN and total > MAX_REPLY_DATA:
         raise LimitExceeded(
             f"the reply of job {job.id} is {total} bytes; getreplydata returns at most {MAX_REPLY_DATA}",
-            hint=f"complete the job and read the reply file: {files.reply_name(job)}",
+            hint=f"complete the job and read the reply file: {reply_name(job)}",
             code=HResult.BG_E_TOO_LARGE,
         )
     try:

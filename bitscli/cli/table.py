@@ -1,0 +1,38 @@
+"""The command table: every command's name and the module under bitscli.cli that defines it."""
+
+from __future__ import annotations
+
+# Command name -> the module under bitscli.cli that defines it. Only the module of the command being
+# run is imported, so `bitscli getstate` never pays for the setters, views or transfer code (pip's
+# commands_dict does the same). tests/test_structure.py keeps this table and the modules in sync.
+_JOBS = ("create", "addfile", "addfileset", "addfilewithranges", "replaceremoteprefix", "resume", "suspend",
+         "cancel", "complete", "reset")  # fmt: skip
+_VIEWS = ("info", "list", "listfiles", "monitor")
+GETTERS = (
+    "getstate", "gettype", "getpriority", "getbytestotal", "getbytestransferred", "getfilestotal",
+    "getfilestransferred", "getcreationtime", "getmodificationtime", "getcompletiontime", "geterror",
+    "geterrorcount", "getowner", "getdisplayname", "getdescription", "getnotifyflags", "getnotifyinterface",
+    "getnotifycmdline", "getminretrydelay", "getnoprogresstimeout", "getmaxdownloadtime", "getproxyusage",
+    "getproxylist", "getproxybypasslist", "getsecurityflags", "gethttpmethod", "getaclflags", "getdynamic",
+    "getreplyfilename", "getcustomheaders", "getvalidationstate", "gettemporaryname",
+)  # fmt: skip
+SETTERS = (
+    "setdisplayname", "setdescription", "setpriority", "setnotifyflags", "setminretrydelay",
+    "setnoprogresstimeout", "setmaxdownloadtime", "setsecurityflags", "sethttpmethod", "setaclflags",
+    "setdynamic", "setreplyfilename", "setnotifycmdline", "setproxysettings", "setcredentials",
+    "removecredentials", "setcustomheaders", "makecustomheaderswriteonly", "setvalidationstate",
+)  # fmt: skip
+COMMANDS: dict[str, str] = {
+    **dict.fromkeys(_JOBS, "jobs"),
+    **dict.fromkeys(_VIEWS, "views"),
+    **dict.fromkeys(GETTERS, "getters"),
+    **dict.fromkeys(SETTERS, "setters"),
+    "completion": "completion",
+    "daemon": "daemon",
+    "transfer": "transfer",
+    "wait": "transfer",
+    "getreplydata": "getters",
+    "getreplyprogress": "getters",
+    "serve": "serve",
+    "serve-passwd": "serve",
+}

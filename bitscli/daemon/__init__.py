@@ -1,0 +1,1 @@
+"""The background daemon: the loop and scheduler, the workers that move bytes, the journal, and its process."""

@@ -1,0 +1,180 @@
+"""A download job in the daemon: its files in order, each checkpoint journaled, finished files made durable behind."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bitscli.daemon import transitions
+from bitscli.daemon.control import JobControl
+from bitscli.daemon.durability import Durability
+from bitscli.daemon.journal import Journal, Progress
+from bitscli.daemon.retries import QuickRetries
+from bitscli.model import ACTIVE_STATES, Job, JobFile, JobState
+from bitscli.partfiles import part_path
+from bitscli.transfer import files, http, job_request, local, ranges
+from bitscli.transfer.classify import TransferError
+from bitscli.transfer.client import Client
+from bitscli.transfer.types import Download, Stopped, Version
+
+log = logging.getLogger("bitscli.daemon")
+
+READ_AHEAD = 16  # files read from the queue at a time; their part files are created ahead (files.Precreator)
+# Other processes' changes (the CLI's setcustomheaders, say) are looked for at most this often (real time, a
+# throttle, not a BITS timer): PRAGMA data_version is not free while the helper threads hold the GIL
+# (benchmarks/download.py, many small files). This worker's own writes are always seen.
+FOREIGN_CHECK_SECONDS = 0.01
+
+
+class Recorder:
+    """The engine's Progress for one file: journals each checkpoint and watches for a stop."""
+
+    def __init__(self, control: JobControl, journal: Journal, index: int) -> None:
+        self.control = control
+        self.journal = journal
+        self.index = index
+        self.advanced = False
+        self.url: str | None = None  # the URL the bytes came from, after redirects
+        self._last = control.clock.monotonic()
+
+    def active_since_last(self) -> float:
+        """Seconds of transfer since the last call (for the maximum download time)."""
+        now = self.control.clock.monotonic()
+        active, self._last = now - self._last, now
+        return active
+
+    def transferring(self, abort: Callable[[], None], url: str) -> None:
+        self.url = url
+        self.control.transferring(abort)
+
+    def checkpoint(self, offset: int, version: Version, url: str) -> None:
+        active = self.active_since_last()
+        self.url = url
+        at = Progress(self.index, offset, version.size, version.etag, version.last_modified, url, active)
+        if self.journal.record(at):
+            self.advanced = True
+
+    def stop_requested(self) -> bool:
+        return self.control.stopping.is_set()
+
+
+def run(queue_path: Path, control: JobControl, journal: Journal, client: Client) -> None:
+    """Fetch the job's unfinished files one after another, until none is left, it fails, or it must stop."""
+    loop = _Downloads(control, journal, client)
+    durability = Durability(queue_path, control)
+    try:
+        loop.run(durability)
+    finally:
+        durability.close()
+        loop.precreator.close()
+
+
+class _Downloads:
+    def __init__(self, control: JobControl, journal: Journal, client: Client) -> None:
+        self.control = control
+        self.journal = journal
+        self.client = client
+        self.precreator = files.Precreator()
+        self._job: Job | None = None  # the header and next files as last read, and the queue's stamp then
+        self._upcoming: list[tuple[int, JobFile]] = []
+        self._stamp: tuple[int, int] | None = None
+        self._stamp_checked = 0.0  # time.monotonic() of the last look at the stamp
+
+    def run(self, durability: Durability) -> None:
+        retries = QuickRetries(self.control)
+        job, index, f = self._next()
+        while True:
+            if self.control.stopping.is_set() or job is None or job.state not in ACTIVE_STATES:
+                self._settle(durability)
+                return
+            if index is None or f is None:
+                if not self._settle(durability):
+                    return
+                job, index, f = self._next()
+                if index is None:
+                    self.journal.update(transitions.finish)
+                    return
+                continue  # a file whose completion could not be recorded: fetch it again
+            if job.state is JobState.QUEUED:
+                self.journal.update(transitions.connecting)
+            recorder = Recorder(self.control, self.journal, index)
+            part = part_path(f.local_name, job.id, index)
+            try:
+                version = _fetch(self.client, job, part, f, recorder)
+            except Stopped:
+                self._settle(durability)
+                return
+            except TransferError as err:
+                if not self._settle(durability):
+                    return
+                if retries.again(err, recorder.advanced):
+                    job, index, f = self._next()
+                    continue
+                self.journal.fail(index, err)
+                return
+            retries.reset()
+            url = recorder.url or f.remote_name
+            done = Progress(index, version.size, version.size, version.etag, version.last_modified, url,
+                            recorder.active_since_last(), done=True)  # fmt: skip
+            durability.submit(part, done)
+            log.debug("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
+            job, index, f = self._next(after=index)
+
+    def _next(self, after: int | None = None) -> tuple[Job | None, int | None, JobFile | None]:
+        """The job's header, and its first file not yet complete (after index ``after``, when given).
+
+        The header and the next few files are read again only when the queue may have changed (re-reading them
+        for each file was a tenth of a 1,000-file job's time). The stamp is taken before the snapshot, so a
+        commit between the two only causes one more read, never stale rows. The next files' part files are
+        created ahead.
+        """
+        queue = self.journal.queue
+        upcoming = [(i, f) for i, f in self._upcoming if after is None or i > after]
+        now = time.monotonic()
+        if self._stamp is None or queue.writes != self._stamp[1] or now - self._stamp_checked >= FOREIGN_CHECK_SECONDS:
+            stamp, self._stamp_checked = queue.stamp(), now
+        else:
+            stamp = self._stamp  # looked at less than FOREIGN_CHECK_SECONDS ago, and nothing written here since
+        if stamp != self._stamp or not upcoming:
+            with queue.read() as tx:
+                self._job = tx.job_header(self.control.job_id)
+                upcoming = tx.incomplete_files(self.control.job_id, after, READ_AHEAD) if self._job is not None else []
+            self._stamp = stamp
+            self._precreate(self._job, upcoming[1:])
+        self._upcoming = upcoming
+        return (self._job, *upcoming[0]) if upcoming else (self._job, None, None)
+
+    def _precreate(self, job: Job | None, ahead: list[tuple[int, JobFile]]) -> None:
+        new = [(i, f) for i, f in ahead if i > self.precreator.until]
+        if job is not None and new:
+            self.precreator.create([part_path(f.local_name, job.id, i) for i, f in new], until=new[-1][0])
+
+    def _settle(self, durability: Durability) -> bool:
+        """Wait for the finished files to be recorded; False (and the job in error) if that failed."""
+        try:
+            durability.drain()
+        except TransferError as err:
+            self.journal.fail(None, err)
+            return False
+        return True
+
+
+def _fetch(client: Client, job: Job, part: str, f: JobFile, recorder: Recorder) -> Version:
+    """Run the engine for one file of the job."""
+    download = Download(
+        url=f.remote_name,
+        part=part,
+        offset=f.bytes_transferred,
+        known=Version(f.bytes_total, f.etag, f.last_modified),
+        headers=job_request.headers(job),
+        security_flags=job.security_flags,
+        dynamic=job.dynamic,
+        request_options=job_request.request_options(job, f.remote_name),
+    )
+    if f.remote_name.startswith("/") or f.remote_name.lower().startswith("file:"):
+        return local.copy(download, recorder)
+    if f.ranges:
+        return ranges.download(client, download, f.ranges, recorder)
+    return http.download(client, download, recorder)

@@ -1,0 +1,77 @@
+"""One job's transfer thread: its connections, the download or upload loop, quick retries, and a crash reported."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from bitscli.clock import Clock
+from bitscli.daemon import transitions, wakeup
+from bitscli.daemon.control import JobControl
+from bitscli.daemon.journal import Journal
+from bitscli.errors import BitsError, HResult
+from bitscli.model import ErrorContext
+from bitscli.partfiles import discard_all
+from bitscli.store import Queue, open_queue
+
+log = logging.getLogger("bitscli.daemon")
+
+class Worker(threading.Thread):
+    """Transfers one job until it is done, fails, or the daemon asks it to stop."""
+
+    def __init__(self, queue_path: Path, job_id: str, clock: Clock) -> None:
+        super().__init__(name=f"job-{job_id}", daemon=True)
+        self.queue_path = queue_path
+        self.control = JobControl(job_id, clock)
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self.control.stopping
+
+    def stop(self) -> None:
+        self.control.stop()
+
+    def run(self) -> None:
+        from bitscli.daemon import downloads, uploads  # deferred: they load the transfer engine
+        from bitscli.transfer.client import Client
+
+        job_id = self.control.job_id
+        queue = open_queue(self.queue_path, durable=False)
+        client = Client()
+        journal = Journal(self.control, queue)
+        try:
+            with queue.read() as tx:
+                header = tx.job_header(job_id)
+            if header is not None and header.type.is_upload:
+                uploads.run(self.control, journal, client)
+            else:
+                downloads.run(self.queue_path, self.control, journal, client)
+        except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried
+            log.exception("job %s: unexpected failure", job_id)
+            message = f"internal error: {type(exc).__name__}"
+            journal.update(lambda job, now: transitions.failed(
+                job, None, HResult.E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, message, True, now,
+            ))  # fmt: skip
+        finally:
+            client.close()
+            _discard_if_ended(queue, job_id)
+            queue.close()
+            # The daemon ticks for its workers' commits only now and then (loop.UNANNOUNCED_SECONDS): a job
+            # that ended announces it, so the next one starts, and a notification runs, at once.
+            wakeup.nudge()
+
+
+def _discard_if_ended(queue: Queue, job_id: str) -> None:
+    """cancel and complete delete part files from the CLI while the worker may still be creating one (the next
+    files', ahead): after the worker's last file operation, whatever is left of an ended job goes. The files
+    complete published were renamed away, so only unfinished files' part files remain."""
+    try:
+        with queue.read() as tx:
+            header = tx.job_header(job_id)
+            job = tx.job(job_id) if header is not None and header.state.is_final else None
+    except BitsError as exc:
+        log.warning("job %s: could not check for part files left by a cancel: %s", job_id, exc)
+        return
+    if job is not None:
+        discard_all(job)

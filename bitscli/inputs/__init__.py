@@ -1,0 +1,1 @@
+"""What users type, parsed and checked against BITS rules and limits: job fields, file names, network settings."""

@@ -1,0 +1,1 @@
+"""The use cases the commands run: each resolves its job, applies a model rule and saves it, in one transaction."""
