@@ -45,7 +45,7 @@ def load(path: Path | None = None) -> Config:
 
 
 def _from_document(doc: dict[str, object], path: Path) -> Config:
-    defaults = {f.name: f.default for f in fields(Config)}
+    defaults: dict[str, object] = {f.name: f.default for f in fields(Config)}
     values: dict[str, object] = {}
     for section, table in doc.items():
         if section not in _SECTIONS or not isinstance(table, dict):
@@ -54,7 +54,8 @@ def _from_document(doc: dict[str, object], path: Path) -> Config:
             if key not in _SECTIONS[section]:
                 raise ConfigError(f"{path}: unknown setting {section}.{key}")
             expected = type(defaults[key])
-            if type(value) is not expected or (expected is int and not 0 < value <= 1_000_000):
+            out_of_range = isinstance(value, int) and expected is int and not 0 < value <= 1_000_000
+            if type(value) is not expected or out_of_range:
                 raise ConfigError(
                     f"{path}: {section}.{key} must be a {'positive whole number' if expected is int else 'boolean'}"
                 )

@@ -37,8 +37,8 @@ def keep_io_buffers() -> bool:
     """Let the heap reuse 256 KiB-4 MiB socket and file buffers instead of mapping fresh pages for each.
 
     By default glibc serves these sizes with mmap, or trims them off the heap's top as soon as they are
-    freed; either way every buffer is page-faulted in anew. Receiving 1 GiB through h11 spent most of its
-    time in those faults (2.6 s against 1.4 s with the thresholds fixed). A fixed mmap threshold also stops
+    freed; either way every buffer is page-faulted in anew, and a long transfer spends most of its time in
+    those faults (README: Why it is built this way). A fixed mmap threshold also stops
     glibc's dynamic adjustment (mallopt(3)). Returns False where there is no glibc mallopt (musl, macOS).
     """
     mallopt = getattr(_libc(), "mallopt", None)
@@ -53,9 +53,8 @@ def write_back_and_drop(fd: int, start: int, end: int) -> None:
     Linux starts asynchronous write-back for POSIX_FADV_DONTNEED and frees the pages that are clean; pages
     still being written stay, so the window catches them on later calls. A transfer that does this behind
     itself reuses a few hot pages instead of filling the page cache with fresh ones, leaves other
-    programs' cached files alone, and finds little left for its final fsync. On this VM, 1 GiB written in
-    4 MiB blocks took 2.4-4.4 s with no window (the cache filled with first-touch pages) and 0.5-0.7 s
-    with a 64 MiB or larger one. A no-op without fadvise (macOS, Windows).
+    programs' cached files alone, and finds little left for its final fsync; with no window the cache fills
+    with first-touch pages instead. A no-op without fadvise (macOS, Windows).
     """
     if hasattr(os, "posix_fadvise") and end > start:
         first = max(0, start - DROP_WINDOW)

@@ -117,7 +117,7 @@ class Monitor:
                 note += f": {job.error.message}"
             rate = rates.get(job.id)
             percent = f" {100 * job.bytes_transferred // total}%" if total else ""
-            cells = {
+            cells: dict[str, Any] = {
                 "GUID": job.id,
                 "STATE": job.state.name,
                 "FILES": f"{job.files_transferred}/{job.files_total}",

@@ -116,10 +116,8 @@ class SecurityFlags(enum.IntFlag):
 
 
 ACL_LETTERS = {"O": 1, "G": 2, "D": 4, "S": 8}  # BG_COPY_FILE_OWNER/GROUP/DACL/SACL
-
-# Defaults from bits.md §2.4.
-ACTIVE_STATES = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)  # the daemon has work (§2.2)
-DEFAULT_NOTIFY_FLAGS = NotifyFlags.JOB_TRANSFERRED | NotifyFlags.JOB_ERROR
+ACTIVE_STATES = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)  # the daemon has work (bits.md §2.2)
+DEFAULT_NOTIFY_FLAGS = NotifyFlags.JOB_TRANSFERRED | NotifyFlags.JOB_ERROR  # this and the rest: bits.md §2.4
 DEFAULT_MIN_RETRY_DELAY = 600
 MIN_RETRY_DELAY_FLOOR = 5  # "Values under 5 s are raised to 5"
 DEFAULT_NO_PROGRESS_TIMEOUT = 1_209_600
@@ -228,6 +226,7 @@ class Job:
 @dataclass(frozen=True)
 class UploadState:
     """What an upload job keeps between runs: its BITS session, where packets go, and its reply (bits.md §4)."""
+
     session_id: str | None = None  # echoed byte for byte: not always a GUID
     session_url: str | None = None  # where the session's packets go: the job URL, or its BITS-Host-Id variant
     host_fallback: float | None = None  # BITS-Host-Id-Fallback-Timeout in seconds; None waits for ever

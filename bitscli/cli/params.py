@@ -28,7 +28,7 @@ def close(checkpoint: bool = True) -> None:
 
     With ``checkpoint=False`` (the process exits next) the connection is left for the exit to drop. Closing
     the last connection copies the WAL into the database and deletes it: three more fsyncs, and a WAL the next
-    command creates again, 12 ms of a 130 ms command here. Every commit is already durable in the WAL
+    command creates again, a tenth of a short command's time. Every commit is already durable in the WAL
     (synchronous=FULL), an exit without closing is one SQLite is made to survive at any moment, and the
     WAL is copied back once it grows past wal_autocheckpoint, or when the daemon, which keeps it open, stops.
     """

@@ -19,8 +19,8 @@ DEFAULT_SLICE_SECONDS = 300.0  # equal priorities take turns this often (BITS do
 POLL_SECONDS = 0.05  # how often the queue's data_version is checked, for changes no nudge announced (wakeup)
 TICK_SECONDS = 1.0  # ticks happen at least this often, for timers and slices
 # Where commands nudge the daemon, a change nobody announced is mostly this daemon's own workers saving
-# progress, every 20 ms in a job of small files: ticking for each (a tick reads every live job) took the CPU
-# and the GIL from the transfer. Such changes wait until this long after the last tick.
+# progress many times a second in a job of small files: ticking for each (a tick reads every live job) takes
+# the CPU and the GIL from the transfer. Such changes wait until this long after the last tick.
 UNANNOUNCED_SECONDS = 0.5
 
 
@@ -83,8 +83,8 @@ class Daemon:
     def _job_headers(self) -> list[Job]:
         """Every live job's header: read again only when the queue may have changed since the last tick.
 
-        Most ticks come from the clock, for timers, with nothing changed: reading and decoding 10,000 headers
-        took 0.2 s, a fifth of the CPU of an idle daemon. The stamp is taken before the read, so a commit
+        Most ticks come from the clock, for timers, with nothing changed: reading and decoding every header of
+        a big queue each time was most of an idle daemon's CPU. The stamp is taken before the read, so a commit
         racing it only causes one more read.
         """
         stamp = self.queue.stamp()

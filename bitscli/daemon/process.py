@@ -72,7 +72,7 @@ def remove_pid() -> None:
 
 
 def setup_logging(to_stderr: bool) -> None:
-    import logging.handlers  # only the daemon logs to a file: 11 ms the CLI's `transfer` and `resume` skip
+    import logging.handlers  # only the daemon logs to a file: the CLI's `transfer` and `resume` skip the import
 
     paths.ensure_private_dir(paths.state_dir())
     handler: logging.Handler = logging.handlers.RotatingFileHandler(

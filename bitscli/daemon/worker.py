@@ -17,6 +17,7 @@ from bitscli.store import Queue, open_queue
 
 log = logging.getLogger("bitscli.daemon")
 
+
 class Worker(threading.Thread):
     """Transfers one job until it is done, fails, or the daemon asks it to stop."""
 

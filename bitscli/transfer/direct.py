@@ -16,13 +16,12 @@ from bitscli.transfer.sink import PartWriter
 from bitscli.transfer.types import Stopped
 
 MIN_BYTES = 32 << 20  # a body at least this long goes this way; shorter ones gain little for 12 MiB of buffers
-BUFFER = 4 << 20  # 1 MiB writes left the disk idle between them: 0.97-1.12 s for 1 GiB, against 0.77-0.81 s
+BUFFER = 4 << 20  # 1 MiB writes left the disk idle between them
 BUFFERS = 3  # one filling, one queued, one being written
 FLUSH_SECONDS = 0.25  # a buffer that fills slower than this (a slow link) is written as far as it is aligned
 ALIGN = 4096  # O_DIRECT wants offsets, lengths and memory aligned to the logical block size: 4 KiB covers disks
 # Bytes written this way are on the disk already: a checkpoint's fsync has only the disk's cache and the size
-# to flush, and a few more of them cost more than the work a crash may redo (1 GiB in 0.87-1.11 s with 128 MiB
-# checkpoints, 1.01-1.24 s with 32 MiB). The one-second checkpoints still apply.
+# to flush, and more of them cost more than the work a crash may redo. The one-second checkpoints still apply.
 CHECKPOINT_BYTES = 128 << 20
 
 _Chunk = tuple[mmap.mmap, int, int]  # a buffer, how many of its bytes to write, and where in the part file
@@ -43,8 +42,7 @@ class DirectPartWriter(PartWriter):
     """A PartWriter whose writer thread writes whole buffers with O_DIRECT at aligned offsets.
 
     Through the page cache every byte is copied once more and written back by the kernel, and the checkpoint
-    fsyncs wait for that write-back. A worker fetching 1 GiB from nginx on this VM took 0.85-0.89 s and 0.45 s of
-    CPU this way, against 0.94-1.04 s and 0.95 s through the cache (interleaved runs). The bytes before the first
+    fsyncs wait for that write-back; this way costs about half the CPU, and less time. The bytes before the first
     aligned offset, a last buffer's unaligned end, and everything after a filesystem refused a direct write
     (EINVAL) go through the page cache; fsync covers both, so checkpoints mean what they always mean.
     """

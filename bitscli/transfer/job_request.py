@@ -59,12 +59,12 @@ def _server_auth(scheme: AuthScheme, user: str | None, password: str | None) -> 
         return requests.auth.HTTPDigestAuth(user or "", password or "")
     if scheme is AuthScheme.NTLM:
         try:
-            from requests_ntlm import HttpNtlmAuth  # type: ignore[import-not-found]
+            from requests_ntlm import HttpNtlmAuth
         except ImportError:
             raise _missing_extra("NTLM", "ntlm") from None
         return HttpNtlmAuth(user or "", password or "")
     try:
-        from requests_gssapi import HTTPSPNEGOAuth  # type: ignore[import-not-found]
+        from requests_gssapi import HTTPSPNEGOAuth
     except ImportError:
         raise _missing_extra("NEGOTIATE", "kerberos") from None
     return HTTPSPNEGOAuth()

@@ -22,23 +22,23 @@ if TYPE_CHECKING:
 CHECKPOINT_BYTES = 32 << 20  # fsync and record progress at least this often...
 CHECKPOINT_SECONDS = 1.0  # ...or this often, whichever comes first
 INLINE_BYTES = 1 << 20  # small files are written by the reading thread itself
-# Read-ahead while the disk is busy, in 1 MiB reads. Two are enough here (1 GiB, worker only: 1.20-1.35 s
-# against 1.26-2.21 s with 8), and six concurrent foreground downloads peak at 68-71 MiB RSS instead of 100-108.
+# Read-ahead while the disk is busy, in 1 MiB reads. Two are as fast as eight, and keep the memory of many
+# concurrent foreground downloads down (README: Why it is built this way).
 QUEUED_CHUNKS = 2
 
 
 class PartWriter:
     """Writes chunks at the end of the part file, past the first MiB in a thread of its own.
 
-    On a 2-core VM, 1 GiB from nginx took 1.65-1.9 s with the read and the write in turn on one thread,
-    and 1.33-1.6 s with the write on this one (the socket and the page cache each cost ~0.7 s of copying).
+    The socket and the page cache each cost about as much copying: with the write on its own thread the two
+    overlap instead of taking turns on one core (README: Why it is built this way).
     """
 
     def __init__(self, fd: int, offset: int, progress: Progress, version: Version, url: str) -> None:
         self.fd, self.offset = fd, offset  # bytes written so far; read it only after close()
         self.syncer = Syncer(fd, progress, version, url)
         self.error: BaseException | None = None  # the first disk error; the reader stops when it sees it
-        # The writer thread and its queue, made once INLINE_BYTES are written (10 us: most files need neither).
+        # The writer thread and its queue, made once INLINE_BYTES are written (most files need neither).
         self.behind: tuple[queue.Queue[Any], threading.Thread] | None = None  # close() sends it None, then joins
         self.start, self.closed = offset, False
 
