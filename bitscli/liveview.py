@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Any
 
+from bitscli.inputs.names import redact_text
 from bitscli.model import UNKNOWN, Job, JobState
 from bitscli.output import human_size, job_line, line
 
@@ -124,7 +125,7 @@ class Monitor:
                 "RATE": f"{human_size(int(rate))}/s" if rate else "",
                 "BYTES": f"{human_size(job.bytes_transferred)}/{human_size(job.bytes_total)}{percent}",
                 "PROGRESS": ProgressBar(total=total or 1, completed=job.bytes_transferred if total else 0, width=20),
-                "NAME / LAST ERROR": note,
+                "NAME / LAST ERROR": redact_text(note),
             }
             table.add_row(*(cells[c] for c in columns))
         return table

@@ -10,7 +10,7 @@ from typing import Any
 
 from bitscli.errors import BitsError, format_hresult
 from bitscli.inputs.fields import format_acl_flags
-from bitscli.inputs.names import redact_url
+from bitscli.inputs.names import redact_text, redact_url
 from bitscli.inputs.network import redact_header
 from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags
 
@@ -20,10 +20,14 @@ JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the document
 # --- errors ---------------------------------------------------------------------------------------
 
 
+# Everything bitscli prints passes redact_text on its way out: a URL's password never leaves, whatever the
+# message (an error from the engine, a traceback with --debug, a JSON document).
+
+
 def error(message: str, hint: str | None = None) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(redact_text(f"error: {message}\n"))
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(redact_text(f"hint: {hint}\n"))
 
 
 def bits_error(exc: BitsError) -> None:
@@ -33,7 +37,7 @@ def bits_error(exc: BitsError) -> None:
 
 def internal_error(exc: BaseException, debug: bool) -> None:
     if debug:
-        traceback.print_exception(exc)
+        sys.stderr.write(redact_text("".join(traceback.format_exception(exc))))
     error(
         f"internal error: {type(exc).__name__}",
         "this is a bug in bitscli; run again with --debug for details and report it",
@@ -41,11 +45,11 @@ def internal_error(exc: BaseException, debug: bool) -> None:
 
 
 def warning(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.write(redact_text(f"warning: {message}\n"))
 
 
 def line(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(redact_text(text) + "\n")
 
 
 # --- plain values ---------------------------------------------------------------------------------
@@ -68,13 +72,13 @@ def value(text: str, json_value: object, *, job: Job, prop: str, raw: bool, as_j
     if as_json:
         _json({"schema": JSON_SCHEMA_VERSION, "id": job.id, "property": prop, "value": json_value})
     elif raw:
-        sys.stdout.write(text)
+        sys.stdout.write(redact_text(text))
     else:
         line(text)
 
 
 def _json(document: object) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(redact_text(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
 
 
 # --- jobs -----------------------------------------------------------------------------------------
@@ -237,7 +241,7 @@ def jobs(items: list[Job], *, verbose: bool, as_json: bool) -> None:
         _jobs_table(items)
     else:
         body = "\n\n".join(verbose_block(j) for j in items) if verbose else "\n".join(job_line(j) for j in items)
-        sys.stdout.write(body + "\n" if body else "")
+        sys.stdout.write(redact_text(body) + "\n" if body else "")
     sys.stdout.write(f"\nListed {len(items)} job(s).\n")
 
 
@@ -288,7 +292,7 @@ def files(job: Job, *, as_json: bool) -> None:
         )
         return
     body = "".join(f"{file_line(f)}\n" for f in job.files)
-    sys.stdout.write(f"{body}\nListed {len(job.files)} file(s).\n")
+    sys.stdout.write(redact_text(f"{body}\nListed {len(job.files)} file(s).\n"))
 
 
 def headers(items: tuple[str, ...]) -> str:

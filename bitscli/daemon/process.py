@@ -79,7 +79,7 @@ def setup_logging(to_stderr: bool) -> None:
         log_path(), maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )
     os.chmod(log_path(), 0o600)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    formatter = _RedactingFormatter("%(asctime)s %(levelname)s %(message)s")
     handler.setFormatter(formatter)
     logger = logging.getLogger("bitscli")
     logger.setLevel(logging.INFO)
@@ -88,6 +88,15 @@ def setup_logging(to_stderr: bool) -> None:
         console = logging.StreamHandler()
         console.setFormatter(formatter)
         logger.addHandler(console)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """The log is output too: a URL's password never reaches it, not even inside a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bitscli.inputs.names import redact_text
+
+        return redact_text(super().format(record))
 
 
 def on_termination(callback: object) -> None:

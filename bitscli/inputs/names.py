@@ -34,6 +34,12 @@ def check_remote_name(remote: str, *, upload: bool) -> str:
             f"{remote!r} is not a URL",
             hint="use http://, https:// or file:// URLs, or an absolute local path",
         )
+    if parts.username is not None or parts.password is not None:
+        raise InvalidValue(
+            f"the remote name {redact_url(remote)} carries a user name or password, which would show in listings",
+            hint="give the URL without them, and the login with: bitscli setcredentials JOB SERVER BASIC USER "
+            "--password-file -",
+        )
     if scheme not in ("http", "https", "file"):
         raise InvalidValue(
             f"unsupported URL scheme {parts.scheme!r} in {redact_url(remote)}",
@@ -91,6 +97,14 @@ def check_local_name(local: str, *, upload: bool, writable_dirs: set[str] | None
     if writable_dirs is not None:
         writable_dirs.add(parent)
     return path
+
+
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+
+
+def redact_text(text: str) -> str:
+    """Any ``scheme://user:password@`` in free text (an error message, a log line) with the user part hidden."""
+    return _USERINFO_RE.sub(r"\1***@", text) if "@" in text else text
 
 
 def redact_url(url: str) -> str:

@@ -47,10 +47,15 @@ def _header_label(header: str) -> str:
     return header.partition(":")[0][:40]
 
 
+def is_secret_header(name: str) -> bool:
+    """A header whose value is a secret: shown as ***, and never sent on to another origin by a redirect."""
+    return bool(_SENSITIVE_HEADER_RE.search(name))
+
+
 def redact_header(header: str) -> str:
     """Show a header's name always, its value only when the name does not suggest a secret."""
     name, _, value = header.partition(":")
-    return f"{name}: ***" if _SENSITIVE_HEADER_RE.search(name) else f"{name}:{value}"
+    return f"{name}: ***" if is_secret_header(name) else f"{name}:{value}"
 
 
 def parse_proxy_settings(

@@ -6,8 +6,11 @@ import errno
 import time
 from email.utils import parsedate_to_datetime
 
+import h11
+
 from bitscli.errors import HResult, http_status
 from bitscli.model import ErrorContext
+from bitscli.transfer.connection import HeadersTooLarge
 
 
 class TransferError(Exception):
@@ -67,6 +70,10 @@ def parse_retry_after(value: str, now: float) -> float | None:
 
 def transport_error(exc: BaseException, url: str) -> TransferError:
     """A network failure from requests/urllib3/socket: always transient, except TLS verification."""
+    if isinstance(exc, HeadersTooLarge):
+        return protocol_error(f"the response from {url} has too large a header section ({exc})")
+    if isinstance(exc, h11.RemoteProtocolError):
+        return protocol_error(f"the response from {url} breaks HTTP/1.1 ({exc})")
     text = f"{type(exc).__name__}: {exc}"
     lowered = text.lower()
     if "certificate" in lowered or "ssl" in lowered:

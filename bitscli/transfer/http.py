@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 from bitscli.errors import HResult, http_status
+from bitscli.inputs.network import is_secret_header
 from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
 from bitscli.transfer import direct, files, sink
 from bitscli.transfer.classify import TransferError, http_error, local_error, protocol_error, transport_error
@@ -15,6 +18,7 @@ from bitscli.transfer.types import CHUNK, Download, Progress, Version
 
 MAX_REDIRECTS = 10
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_UNSATISFIED = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -84,19 +88,31 @@ def restart(fd: int, progress: Progress, url: str) -> None:
 
 
 def request(client: Client, method: str, job: Download, headers: dict[str, str]) -> tuple[Response, str]:
-    """One request, following redirects ourselves so the job's redirect policy applies (bits.md §3)."""
+    """One request, following redirects ourselves so the job's redirect policy applies (bits.md §3).
+
+    A redirect to another origin (scheme, host or port) leaves the job's credentials and secret headers behind,
+    as curl, wget and requests do: Authorization, Proxy-Authorization, Cookie, and any custom header whose
+    name marks it secret. They stay behind for the rest of the chain.
+    """
     url = job.url
+    options = job.request_options
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            response = client.send(method, url, headers, job.timeout, job.request_options)
+            response = client.send(method, url, headers, job.timeout, options)
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, url) from None
         location = response.headers.get("Location")
         if response.status_code not in _REDIRECTS or not location:
+            if method == "GET" and response.status_code in (200, 206):
+                with _closed_on_error(response):
+                    check_body_framing(response, url)
             return response, url
         response.close()
         target = urljoin(url, location)
         _check_redirect(job.security_flags, url, target, response.status_code)
+        if _origin(target) != _origin(url):
+            headers = {name: value for name, value in headers.items() if not _credential_header(name)}
+            options = {name: value for name, value in options.items() if name != "auth"}
         url = target
     raise TransferError(
         f"more than {MAX_REDIRECTS} redirects from {job.url}", code=HResult.BG_E_TOO_MANY_REDIRECTS,
@@ -119,6 +135,51 @@ def _check_redirect(flags: int, source: str, target: str, status: int) -> None:
     downgrade = urlsplit(source).scheme.lower() == "https" and scheme == "http"
     if downgrade and not flags & SecurityFlags.REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP:
         raise refuse("HTTPS to HTTP needs security flag 0x800")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _credential_header(name: str) -> bool:
+    return name.lower() in ("authorization", "proxy-authorization", "cookie") or is_secret_header(name)
+
+
+def check_body_framing(response: Response, url: str) -> None:
+    """A body bitscli stores is the file's own bytes, framed one way only; anything else is refused unread.
+
+    RFC 9110 §8.4: a content coding (gzip, br, ...) is not the file, whatever Accept-Encoding asked for.
+    RFC 9112 §6.1 and §6.3: chunked is the one transfer coding a client must know; with Content-Length beside it
+    the message "ought to be handled as an error" (it is how responses are smuggled); a Content-Length that is
+    not one number, or differs from another, is unrecoverable.
+    """
+    coding = (response.headers.get("Content-Encoding") or "").strip().lower()
+    if coding not in ("", "identity"):
+        raise protocol_error(f"{url} sent its body with Content-Encoding {coding}, not the file's own bytes")
+    transfer_coding = response.headers.get("Transfer-Encoding")
+    length = response.headers.get("Content-Length")
+    if transfer_coding is not None and transfer_coding.strip().lower() != "chunked":
+        raise protocol_error(f"{url} sent its body with Transfer-Encoding {transfer_coding.strip()}, not chunked")
+    if transfer_coding is not None and length is not None:
+        raise protocol_error(f"{url} sent both Transfer-Encoding and Content-Length; the body's end is ambiguous")
+    if length is not None and not _single_length(length):
+        raise protocol_error(f"{url} sent an invalid or conflicting Content-Length ({length.strip()})")
+
+
+def _single_length(value: str) -> bool:
+    values = {v.strip() for v in value.split(",")}  # repeated fields arrive joined by commas (RFC 9110 §5.3)
+    return len(values) == 1 and next(iter(values)).isdigit()
+
+
+@contextlib.contextmanager
+def _closed_on_error(response: Response) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        response.close()
+        raise
 
 
 def base_headers(job: Download) -> dict[str, str]:
@@ -150,11 +211,14 @@ def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: i
     response, url = request(client, "GET", job, headers)
     with response:
         status = response.status_code
-        if status == 416 and offset and known.size == offset:
-            progress.checkpoint(offset, known, url)
-            return known  # we already had every byte
+        if status == 416 and offset and _unsatisfied_total(response) == offset:
+            # RFC 9110 §15.5.17: the size in "bytes */N" is the file's now; equal to our durable bytes, we have it all.
+            version = Version(offset, known.etag, known.last_modified)
+            progress.checkpoint(offset, version, url)
+            return version
+        span_end: int | None = None
         if status == 206 and offset:
-            expected = check_partial(response, offset, known)
+            expected, span_end = check_partial(response, offset, known)
             version = Version(expected, response.headers.get("ETag") or known.etag,
                               response.headers.get("Last-Modified") or known.last_modified)  # fmt: skip
         elif status == 200:
@@ -165,19 +229,23 @@ def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: i
             length = response.headers.get("Content-Length", "")
             version = version_of(response, int(length) if length.isdigit() else UNKNOWN)
         elif status == 416:
-            restart(fd, progress, url)  # our offset is past the end: the file shrank; start over
+            restart(fd, progress, url)  # the file is not the size our bytes say (it shrank, or changed): start over
             raise protocol_error(f"the server says byte {offset} is past the end of {url}; restarting the file")
         else:
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
         # A read blocked on a stalled server must return at once on a stop (suspend within a second).
         progress.transferring(response.abort, url)
-        return stream(response, fd, offset, version, progress, url, part=job.part)
+        return stream(response, fd, offset, version, progress, url, part=job.part, limit=span_end)
 
 
-def check_partial(response: Response, offset: int, known: Version) -> int:
-    """Validate a 206 against what we asked for; returns the file's total size. Never spliced if wrong."""
+def check_partial(response: Response, offset: int, known: Version) -> tuple[int, int]:
+    """Validate a 206 against what we asked for; returns the file's total size and where the span ends (exclusive).
+
+    Never spliced if wrong. A span that ends before the file does (servers that cap ranges) is read to its end;
+    the file then resumes from there.
+    """
     try:
-        first, _last, total = parse_content_range(response.headers.get("Content-Range", ""))
+        first, last, total = parse_content_range(response.headers.get("Content-Range", ""))
     except ValueError as exc:
         raise protocol_error(str(exc), code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT) from None
     if first != offset:
@@ -186,12 +254,24 @@ def check_partial(response: Response, offset: int, known: Version) -> int:
         )
     if known.size != UNKNOWN and total != UNKNOWN and total != known.size:
         raise protocol_error(f"the file's size changed from {known.size} to {total} during the transfer")
-    return total
+    length = response.headers.get("Content-Length")
+    if length is not None and _single_length(length) and int(length.split(",")[0]) != last - first + 1:
+        raise protocol_error(
+            f"the server's Content-Length ({int(length.split(',')[0])}) is not its Content-Range's span "
+            f"({last - first + 1} bytes)", code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT,
+        )  # fmt: skip
+    return total, last + 1
+
+
+def _unsatisfied_total(response: Response) -> int | None:
+    """The N of a 416's ``Content-Range: bytes */N``; None when it is missing or malformed."""
+    match = _UNSATISFIED.match(response.headers.get("Content-Range") or "")
+    return int(match.group(1)) if match else None
 
 
 def stream(
     response: Response, fd: int, offset: int, version: Version, progress: Progress, url: str,
-    end: int | None = None, part: str | None = None,
+    end: int | None = None, part: str | None = None, limit: int | None = None,
 ) -> Version:  # fmt: skip
     """Copy the body to the part file; checkpoints only ever name fsynced bytes.
 
@@ -202,6 +282,10 @@ def stream(
     def read_error(exc: BaseException) -> Exception:
         return transport_error(exc, url)
 
+    expected = version.size if end is None else end  # where this body must end in the part file
+    # Never a byte past where the body must stop (its span, else its end): a longer body is cut there, refused.
+    limit = min(limit, expected) if limit is not None and expected != UNKNOWN else limit or expected
+
     readinto1 = response.readinto1
     long = version.size != UNKNOWN and version.size - offset >= direct.MIN_BYTES
     direct_fd = direct.open_for(part) if readinto1 and part and end is None and long else None
@@ -211,9 +295,26 @@ def stream(
         offset = around.pump_into(readinto1, progress.stop_requested, TRANSPORT_ERRORS, read_error)
     else:
         writer = sink.PartWriter(fd, offset, progress, version, url)
-        offset = writer.pump(lambda: response.read1(CHUNK), progress.stop_requested, TRANSPORT_ERRORS, read_error)
-    expected = version.size if end is None else end  # where this body must end in the part file
+        read = _bounded(response, limit - offset) if limit != UNKNOWN else lambda: response.read1(CHUNK)
+        offset = writer.pump(read, progress.stop_requested, TRANSPORT_ERRORS, read_error)
+    if limit != UNKNOWN and offset == limit and response.read1(1):
+        writer.save()
+        raise protocol_error(f"{url} sent more than the {limit} bytes it announced; the rest was not stored")
     if expected != UNKNOWN and offset != expected:
         writer.save()
         raise protocol_error(f"the body ended at byte {offset} of {expected} from {url}")
     return Version(offset, version.etag, version.last_modified)
+
+
+def _bounded(response: Response, left: int) -> Callable[[], bytes]:
+    """read1 that never returns bytes past ``left`` more of them (a body must end where it said it would)."""
+
+    def read() -> bytes:
+        nonlocal left
+        if left <= 0:
+            return b""
+        data = response.read1(min(CHUNK, left))
+        left -= len(data)
+        return data
+
+    return read

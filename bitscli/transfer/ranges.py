@@ -75,7 +75,7 @@ def _fetch_range(
             )  # fmt: skip
         if response.status_code != 206:
             raise http_error(response.status_code, response.reason or "", url, response.headers.get("Retry-After"))
-        check_partial(response, remote_offset, head)
+        _total, span_end = check_partial(response, remote_offset, head)
         now = Version(head.size, response.headers.get("ETag") or head.etag, response.headers.get("Last-Modified"))
         if now.differs_from(head):
             raise TransferError(
@@ -84,4 +84,4 @@ def _fetch_range(
             )  # fmt: skip
         os.lseek(fd, at, os.SEEK_SET)
         progress.transferring(response.abort, url)
-        stream(response, fd, at, version, progress, url, end=at + length)
+        stream(response, fd, at, version, progress, url, end=at + length, limit=at + span_end - remote_offset)
