@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bitscli import model
+from bitscli import actions, model
 from bitscli.errors import HResult, InvalidState, InvalidValue, LimitExceeded
 from bitscli.model import ByteRange, Job, JobFile, JobState, JobType
 
@@ -43,7 +43,7 @@ def test_new_job_defaults_follow_bits() -> None:
 @pytest.mark.parametrize("state", [JobState.SUSPENDED, JobState.ERROR, JobState.TRANSIENT_ERROR])
 def test_resume_queues_a_stopped_job(state: JobState) -> None:
     job = dataclasses.replace(make_job(state), error=model.JobError(1, model.ErrorContext.REMOTE_FILE, 0, "x"))
-    resumed = model.resume(job, NOW)
+    resumed = actions.resume(job, NOW)
     assert resumed.state is JobState.QUEUED
     assert resumed.error is None
     assert resumed.started
@@ -53,31 +53,31 @@ def test_resume_queues_a_stopped_job(state: JobState) -> None:
 @pytest.mark.parametrize("state", [JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING, JobState.TRANSFERRED])
 def test_resume_leaves_an_active_or_transferred_job_alone(state: JobState) -> None:
     job = make_job(state)
-    assert model.resume(job, NOW) is job
+    assert actions.resume(job, NOW) is job
 
 
 def test_resume_of_an_empty_job_is_bg_e_empty_and_changes_nothing() -> None:
     job = make_job(files=0)
     with pytest.raises(InvalidState) as caught:
-        model.resume(job, NOW)
+        actions.resume(job, NOW)
     assert caught.value.code == HResult.BG_E_EMPTY
 
 
 @pytest.mark.parametrize("state", LIVE_STATES)
 def test_suspend_from_any_live_state(state: JobState) -> None:
-    assert model.suspend(make_job(state), NOW).state is JobState.SUSPENDED
+    assert actions.suspend(make_job(state), NOW).state is JobState.SUSPENDED
 
 
 @pytest.mark.parametrize("state", LIVE_STATES)
 def test_cancel_from_any_live_state(state: JobState) -> None:
-    cancelled = model.cancel(make_job(state), NOW)
+    cancelled = actions.cancel(make_job(state), NOW)
     assert cancelled.state is JobState.CANCELLED
     assert cancelled.completion_time == NOW
 
 
 @pytest.mark.parametrize("state", LIVE_STATES)
 def test_complete_a_download_from_any_live_state(state: JobState) -> None:
-    done = model.complete(make_job(state), NOW)
+    done = actions.complete(make_job(state), NOW)
     assert done.state is JobState.ACKNOWLEDGED
     assert done.completion_time == NOW
 
@@ -86,22 +86,22 @@ def test_complete_a_download_from_any_live_state(state: JobState) -> None:
 @pytest.mark.parametrize("job_type", [JobType.UPLOAD, JobType.UPLOAD_REPLY])
 def test_uploads_complete_only_once_transferred(state: JobState, job_type: JobType) -> None:
     with pytest.raises(InvalidState):
-        model.complete(make_job(state, job_type=job_type), NOW)
-    assert model.complete(make_job(JobState.TRANSFERRED, job_type=job_type), NOW).state is JobState.ACKNOWLEDGED
+        actions.complete(make_job(state, job_type=job_type), NOW)
+    assert actions.complete(make_job(JobState.TRANSFERRED, job_type=job_type), NOW).state is JobState.ACKNOWLEDGED
 
 
 @pytest.mark.parametrize("state", FINAL_STATES)
 @pytest.mark.parametrize(
     "operation",
     [
-        lambda j: model.resume(j, NOW),
-        lambda j: model.suspend(j, NOW),
-        lambda j: model.cancel(j, NOW),
-        lambda j: model.complete(j, NOW),
-        lambda j: model.add_files(j, [JobFile("http://127.0.0.1/x", "/tmp/x")], NOW, 200),
-        lambda j: model.modify(j, NOW, "change", priority=model.JobPriority.HIGH),
-        lambda j: model.replace_remote_prefix(j, "http://", "https://", NOW),
-        lambda j: model.set_dynamic(j, False, NOW),
+        lambda j: actions.resume(j, NOW),
+        lambda j: actions.suspend(j, NOW),
+        lambda j: actions.cancel(j, NOW),
+        lambda j: actions.complete(j, NOW),
+        lambda j: actions.add_files(j, [JobFile("http://127.0.0.1/x", "/tmp/x")], NOW, 200),
+        lambda j: actions.modify(j, NOW, "change", priority=model.JobPriority.HIGH),
+        lambda j: actions.replace_remote_prefix(j, "http://", "https://", NOW),
+        lambda j: actions.set_dynamic(j, False, NOW),
     ],
 )
 def test_final_states_never_change(state: JobState, operation) -> None:
@@ -111,41 +111,41 @@ def test_final_states_never_change(state: JobState, operation) -> None:
 
 
 def test_a_transferred_job_that_takes_a_file_has_work_again() -> None:
-    job = model.add_files(make_job(JobState.TRANSFERRED), [JobFile("http://127.0.0.1/n", "/tmp/n")], NOW, 200)
+    job = actions.add_files(make_job(JobState.TRANSFERRED), [JobFile("http://127.0.0.1/n", "/tmp/n")], NOW, 200)
     assert job.state is JobState.QUEUED
     assert job.files_total == 2
 
 
 def test_upload_jobs_take_exactly_one_file() -> None:
     job = make_job(files=0, job_type=JobType.UPLOAD)
-    one = model.add_files(job, [JobFile("http://127.0.0.1/u", "/tmp/u")], NOW, 200)
+    one = actions.add_files(job, [JobFile("http://127.0.0.1/u", "/tmp/u")], NOW, 200)
     with pytest.raises(LimitExceeded) as caught:
-        model.add_files(one, [JobFile("http://127.0.0.1/v", "/tmp/v")], NOW, 200)
+        actions.add_files(one, [JobFile("http://127.0.0.1/v", "/tmp/v")], NOW, 200)
     assert caught.value.code == HResult.BG_E_TOO_MANY_FILES
 
 
 def test_max_files_per_job() -> None:
     with pytest.raises(LimitExceeded) as caught:
-        model.add_files(make_job(files=2), [JobFile("http://127.0.0.1/z", "/tmp/z")], NOW, 2)
+        actions.add_files(make_job(files=2), [JobFile("http://127.0.0.1/z", "/tmp/z")], NOW, 2)
     assert caught.value.code == HResult.BG_E_TOO_MANY_FILES_IN_JOB
 
 
 def test_two_files_of_one_job_cannot_share_a_local_name() -> None:
     with pytest.raises(InvalidValue):
-        model.add_files(make_job(files=1), [JobFile("http://127.0.0.1/other", "/tmp/f0")], NOW, 200)
+        actions.add_files(make_job(files=1), [JobFile("http://127.0.0.1/other", "/tmp/f0")], NOW, 200)
 
 
 def test_dynamic_content_rules() -> None:
-    assert model.set_dynamic(make_job(), True, NOW).dynamic
+    assert actions.set_dynamic(make_job(), True, NOW).dynamic
     with pytest.raises(InvalidValue):
-        model.set_dynamic(make_job(job_type=JobType.UPLOAD), True, NOW)
+        actions.set_dynamic(make_job(job_type=JobType.UPLOAD), True, NOW)
     with pytest.raises(InvalidState):
-        model.set_dynamic(model.resume(make_job(), NOW), True, NOW)
+        actions.set_dynamic(actions.resume(make_job(), NOW), True, NOW)
     ranged = dataclasses.replace(
         make_job(), files=(JobFile("http://127.0.0.1/r", "/tmp/r", ranges=(ByteRange(0, 5),)),)
     )
     with pytest.raises(InvalidValue):
-        model.set_dynamic(ranged, True, NOW)
+        actions.set_dynamic(ranged, True, NOW)
 
 
 def test_validation_false_puts_the_job_in_error_and_refetches_the_file() -> None:
@@ -153,25 +153,25 @@ def test_validation_false_puts_the_job_in_error_and_refetches_the_file() -> None
         make_job(JobState.TRANSFERRED),
         files=(JobFile("http://127.0.0.1/v", "/tmp/v", 10, 10, completed=True),),
     )
-    failed = model.set_validation_state(done, 0, False, NOW)
+    failed = actions.set_validation_state(done, 0, False, NOW)
     assert failed.state is JobState.ERROR
     assert failed.error is not None
     assert failed.error.code == HResult.BG_E_VALIDATION_FAILED
     assert failed.error_count == 1
     assert failed.files[0].bytes_transferred == 0
     assert not failed.files[0].completed
-    assert model.set_validation_state(done, 0, True, NOW).files[0].validation_state
+    assert actions.set_validation_state(done, 0, True, NOW).files[0].validation_state
 
 
 def test_validation_needs_a_finished_file() -> None:
     with pytest.raises(InvalidState):
-        model.set_validation_state(make_job(), 0, True, NOW)
+        actions.set_validation_state(make_job(), 0, True, NOW)
     with pytest.raises(InvalidValue):
-        model.set_validation_state(make_job(), 5, True, NOW)
+        actions.set_validation_state(make_job(), 5, True, NOW)
 
 
 def test_replace_remote_prefix_counts_changes() -> None:
-    job, count = model.replace_remote_prefix(make_job(files=3), "http://127.0.0.1/1", "https://127.0.0.1/9", NOW)
+    job, count = actions.replace_remote_prefix(make_job(files=3), "http://127.0.0.1/1", "https://127.0.0.1/9", NOW)
     assert count == 1
     assert [f.remote_name for f in job.files] == [
         "http://127.0.0.1/0",

@@ -129,7 +129,7 @@ def test_policy_can_forbid_running_command_lines(ok, server, handler, tmp_path: 
 def test_leaving_transferred_or_error_clears_the_notification_record() -> None:
     import dataclasses
 
-    from bitscli import model
+    from bitscli import actions
     from bitscli.daemon import notify
     from bitscli.model import Job, JobFile, JobType
 
@@ -137,9 +137,9 @@ def test_leaving_transferred_or_error_clears_the_notification_record() -> None:
               files=(JobFile("http://h/f", "/tmp/f"),), notify_program="/bin/true", state=JobState.ERROR,
               notified_state=int(JobState.ERROR), notify_retry_at=99.0)  # fmt: skip
     assert notify.due(job, 0) is None  # already notified for this ERROR
-    resumed = model.resume(job, 1)
+    resumed = actions.resume(job, 1)
     assert (resumed.notified_state, resumed.notify_retry_at) == (None, None)
     done = dataclasses.replace(job, state=JobState.TRANSFERRED, notified_state=int(JobState.TRANSFERRED))
-    more = model.add_files(done, [JobFile("http://h/g", "/tmp/g")], 2, max_files=10)
+    more = actions.add_files(done, [JobFile("http://h/g", "/tmp/g")], 2, max_files=10)
     assert (more.state, more.notified_state) == (JobState.QUEUED, None)
     assert notify.due(dataclasses.replace(more, state=JobState.TRANSFERRED), 3) is not None

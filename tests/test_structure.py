@@ -112,7 +112,7 @@ def test_layering(path: Path) -> None:
         assert not _starts(imports, "bitscli.service"), rel
     if rel.startswith("server/") or rel == "protocol.py":  # the server shares only the protocol with the client
         assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.transfer"), rel
-    if rel in ("model.py", "errors.py", "schema.py", "partfiles.py") or rel.startswith("inputs/"):
+    if rel in ("model.py", "actions.py", "errors.py", "schema.py", "partfiles.py") or rel.startswith("inputs/"):
         assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.transfer"), rel
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from bitscli import model, partfiles
+from bitscli import actions, partfiles
 from bitscli.errors import BitsError, HResult
 from bitscli.model import Job, JobType
 from bitscli.service.context import Context, resolve
@@ -27,7 +27,7 @@ def complete(ctx: Context, ref: str) -> Completion:
     """ACKNOWLEDGED: finished files are renamed into place (durably) before the state is committed."""
     with ctx.queue.write() as tx:
         job = resolve(tx, ref)
-        done = model.complete(job, ctx.clock.now())
+        done = actions.complete(job, ctx.clock.now())
         kept = 0
         directories = set()
         for index, f in enumerate(job.files):

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bitscli import model
+from bitscli import actions, model
 from bitscli.config import Config
 from bitscli.errors import BitsError, HResult, InvalidValue, LimitExceeded
 from bitscli.inputs import fields, names
@@ -84,10 +84,10 @@ def create_transfer(
     job = _new_job(ctx, name, job_type, priority)
     now = job.creation_time
     if dynamic:
-        job = model.set_dynamic(job, True, now)
+        job = actions.set_dynamic(job, True, now)
     writable_dirs: set[str] = set()
     files = tuple(_checked_file(job, spec, ctx.config, writable_dirs) for spec in specs)
-    job = model.resume(model.add_files(job, files, now, ctx.config.max_files_per_job), now)
+    job = actions.resume(actions.add_files(job, files, now, ctx.config.max_files_per_job), now)
     _insert(ctx, job)
     return job
 
@@ -108,7 +108,7 @@ def add_files(ctx: Context, ref: str, specs: Sequence[FileSpec]) -> tuple[Job, t
         job = resolve(tx, ref)
         writable_dirs: set[str] = set()
         new_files = tuple(_checked_file(job, spec, ctx.config, writable_dirs) for spec in specs)
-        new = model.add_files(job, new_files, ctx.clock.now(), ctx.config.max_files_per_job)
+        new = actions.add_files(job, new_files, ctx.clock.now(), ctx.config.max_files_per_job)
         tx.update(new, job)
     return new, new_files
 
@@ -147,7 +147,7 @@ def replace_remote_prefix(ctx: Context, ref: str, old: str, new: str) -> tuple[J
         raise InvalidValue("the old prefix cannot be empty")
     with ctx.queue.write() as tx:
         job = resolve(tx, ref)
-        updated, count = model.replace_remote_prefix(job, old, new, ctx.clock.now())
+        updated, count = actions.replace_remote_prefix(job, old, new, ctx.clock.now())
         for before, after in zip(job.files, updated.files, strict=True):
             if before is not after:
                 names.check_remote_name(after.remote_name, upload=job.type.is_upload)
@@ -157,15 +157,15 @@ def replace_remote_prefix(ctx: Context, ref: str, old: str, new: str) -> tuple[J
 
 
 def resume(ctx: Context, ref: str) -> Job:
-    return change_job(ctx, ref, model.resume)
+    return change_job(ctx, ref, actions.resume)
 
 
 def suspend(ctx: Context, ref: str) -> Job:
-    return change_job(ctx, ref, model.suspend)
+    return change_job(ctx, ref, actions.suspend)
 
 
 def cancel(ctx: Context, ref: str) -> Job:
-    job = change_job(ctx, ref, model.cancel)
+    job = change_job(ctx, ref, actions.cancel)
     _discard_part_files(job)
     return job
 
@@ -175,7 +175,7 @@ def reset(ctx: Context) -> tuple[list[Job], int]:
     now = ctx.clock.now()
     with ctx.queue.write() as tx:
         jobs = tx.jobs()
-        cancelled = [model.cancel(job, now) for job in jobs]
+        cancelled = [actions.cancel(job, now) for job in jobs]
         for new, old in zip(cancelled, jobs, strict=True):
             tx.update(new, old)
     for job in cancelled:

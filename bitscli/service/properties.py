@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bitscli import model
+from bitscli import actions
 from bitscli.errors import HResult, InvalidState, NotSupported
 from bitscli.inputs import fields, names, network
 from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile
@@ -12,20 +12,20 @@ from bitscli.service.jobs import get_job
 
 
 def set_properties(ctx: Context, ref: str, **changes: object) -> Job:
-    return change_job(ctx, ref, lambda job, now: model.modify(job, now, "change", **changes))
+    return change_job(ctx, ref, lambda job, now: actions.modify(job, now, "change", **changes))
 
 
 def set_dynamic(ctx: Context, ref: str, dynamic: bool) -> Job:
-    return change_job(ctx, ref, lambda job, now: model.set_dynamic(job, dynamic, now))
+    return change_job(ctx, ref, lambda job, now: actions.set_dynamic(job, dynamic, now))
 
 
 def set_reply_file_name(ctx: Context, ref: str, path: str) -> Job:
     checked = names.check_local_name(path, upload=False)
-    return change_job(ctx, ref, lambda job, now: model.set_reply_file_name(job, checked, now))
+    return change_job(ctx, ref, lambda job, now: actions.set_reply_file_name(job, checked, now))
 
 
 def set_validation_state(ctx: Context, ref: str, index: int, valid: bool) -> Job:
-    return change_job(ctx, ref, lambda job, now: model.set_validation_state(job, index, valid, now))
+    return change_job(ctx, ref, lambda job, now: actions.set_validation_state(job, index, valid, now))
 
 
 def set_notify_command(ctx: Context, ref: str, program: str, parameters: str | None) -> Job:
@@ -49,7 +49,7 @@ def set_credentials(
 
     def change(job: Job, now: float) -> Job:
         others = tuple(c for c in job.credentials if (c.target, c.scheme) != (target, scheme))
-        return model.modify(job, now, "change", credentials=(*others, credential))
+        return actions.modify(job, now, "change", credentials=(*others, credential))
 
     return change_job(ctx, ref, change)
 
@@ -61,7 +61,7 @@ def remove_credentials(ctx: Context, ref: str, target: AuthTarget, scheme: AuthS
         nonlocal removed
         kept = tuple(c for c in job.credentials if (c.target, c.scheme) != (target, scheme))
         removed = len(kept) != len(job.credentials)
-        return model.modify(job, now, "change", credentials=kept)
+        return actions.modify(job, now, "change", credentials=kept)
 
     return change_job(ctx, ref, change), removed
 
@@ -83,8 +83,8 @@ def make_headers_write_only(ctx: Context, ref: str) -> Job:
 
 def job_with_file(ctx: Context, ref: str, index: int) -> tuple[Job, JobFile]:
     job = get_job(ctx, ref)
-    return job, model.file_at(job, index)
+    return job, actions.file_at(job, index)
 
 
 def temporary_name(job: Job, index: int) -> str:
-    return part_path(model.file_at(job, index).local_name, job.id, index)
+    return part_path(actions.file_at(job, index).local_name, job.id, index)
