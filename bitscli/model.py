@@ -142,6 +142,8 @@ class JobFile:
     validation_state: bool = False
     etag: str | None = None  # validators of the remote version the part file holds (If-Range)
     last_modified: str | None = None
+    high_water: int = 0  # the most bytes of this file ever durable: only bytes past it are progress (§2.6)
+    restarts: int = 0  # starts from byte 0 since the last new byte (a server that ignores Range, say)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from bitscli.model import (
     UploadState,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -108,9 +108,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             closed INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
-    (  # 4: notification command lines (bitscli/notify.py)
+    (  # 4: notification command lines (bitscli/daemon/notify.py)
         "ALTER TABLE jobs ADD COLUMN notified_state INTEGER",
         "ALTER TABLE jobs ADD COLUMN notify_retry_at REAL",
+    ),
+    (  # 5: progress is new bytes past a file's high-water mark; restarts from byte 0 are counted
+        "ALTER TABLE files ADD COLUMN high_water INTEGER NOT NULL DEFAULT 0",
+        "UPDATE files SET high_water = bytes_transferred",
+        "ALTER TABLE files ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0",
     ),
 )
 
@@ -126,7 +131,7 @@ ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS
 FILE_COLUMNS = (
     "remote_name", "local_name", "bytes_total", "bytes_transferred", "completed", "ranges", "validation_state",
-    "etag", "last_modified",
+    "etag", "last_modified", "high_water", "restarts",
 )  # fmt: skip
 _TYPES = tuple(JobType)
 _STATES = tuple(JobState)
@@ -170,16 +175,19 @@ def decode_job(row: Sequence[Any], files: tuple[JobFile, ...], credentials: tupl
 def encode_file(f: JobFile) -> tuple[object, ...]:
     ranges = ",".join(str(r) for r in f.ranges)
     return (f.remote_name, f.local_name, f.bytes_total, f.bytes_transferred, int(f.completed), ranges,
-            int(f.validation_state), f.etag, f.last_modified)  # fmt: skip
+            int(f.validation_state), f.etag, f.last_modified, f.high_water, f.restarts)  # fmt: skip
 
 
 def decode_file(values: Sequence[Any]) -> JobFile:
-    remote, local, total, done, completed, ranges, valid, etag, last_modified = values
+    remote, local, total, done, completed, ranges, valid, etag, last_modified, high_water, restarts = values
     parsed = []
     for item in ranges.split(",") if ranges else ():
         offset, _, length = item.partition(":")
         parsed.append(ByteRange(int(offset), LENGTH_TO_EOF if length == "eof" else int(length)))
-    return JobFile(remote, local, total, done, bool(completed), tuple(parsed), bool(valid), etag, last_modified)
+    return JobFile(
+        remote, local, total, done, bool(completed), tuple(parsed), bool(valid), etag, last_modified,
+        high_water, restarts,
+    )  # fmt: skip
 
 
 UPLOAD_COLUMNS = (

@@ -10,7 +10,7 @@ from pathlib import Path
 from bitscli.daemon import transitions
 from bitscli.daemon.control import JobControl
 from bitscli.daemon.durability import Durability
-from bitscli.daemon.journal import Journal, Progress
+from bitscli.daemon.journal import Journal, Moved, Progress
 from bitscli.daemon.retries import QuickRetries
 from bitscli.model import ACTIVE_STATES, Job, JobFile, JobState
 from bitscli.partfiles import part_path
@@ -35,7 +35,7 @@ class Recorder:
         self.control = control
         self.journal = journal
         self.index = index
-        self.advanced = False
+        self.moved = Moved(False, False)  # whether this attempt wrote bytes, and new ones
         self.url: str | None = None  # the URL the bytes came from, after redirects
         self._last = control.clock.monotonic()
 
@@ -53,8 +53,8 @@ class Recorder:
         active = self.active_since_last()
         self.url = url
         at = Progress(self.index, offset, version.size, version.etag, version.last_modified, url, active)
-        if self.journal.record(at):
-            self.advanced = True
+        recorded = self.journal.record(at)
+        self.moved = Moved(self.moved.written or recorded.written, self.moved.new or recorded.new)
 
     def stop_requested(self) -> bool:
         return self.control.stopping.is_set()
@@ -109,7 +109,7 @@ class _Downloads:
             except TransferError as err:
                 if not self._settle(durability):
                     return
-                if retries.again(err, recorder.advanced):
+                if retries.again(err, recorder.moved):
                     job, index, f = self._next()
                     continue
                 self.journal.fail(index, err)

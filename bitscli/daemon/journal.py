@@ -6,9 +6,11 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bitscli.daemon import transitions
 from bitscli.daemon.control import JobControl
+from bitscli.errors import HResult
 from bitscli.model import ACTIVE_STATES, Job, JobFile, UploadState
 from bitscli.store import Queue, Transaction
 from bitscli.transfer.classify import TransferError
@@ -28,6 +30,13 @@ class Progress:
     url: str | None  # None keeps the remote name (an upload's URL never changes)
     active: float  # seconds of transfer since the last record (the maximum download time)
     done: bool = False  # the file is complete: its bytes are on disk, fsynced
+
+
+class Moved(NamedTuple):
+    """What a record says of the bytes: some were written, and some were new (past the file's high-water mark)."""
+
+    written: bool
+    new: bool
 
 
 class Journal:
@@ -58,28 +67,47 @@ class Journal:
             # error that follows is ours, and must not turn a SUSPENDED job into TRANSIENT_ERROR.
             log.info("job %s file %s: stopped (%s)", self.control.job_id, index, err.message)
             return
-        log.warning("job %s file %s: %s", self.control.job_id, index, err.message)
-        self.update(lambda j, now: transitions.failed(
-            j, index, err.code, err.context, err.message, err.transient, now, err.retry_after,
-        ))  # fmt: skip
+        with self.queue.write() as tx:
+            job = tx.job_header(self.control.job_id)
+            if job is None or job.state.is_final:
+                return
+            err = self._restarted_too_often(tx, index, err)
+            log.warning("job %s file %s: %s", self.control.job_id, index, err.message)
+            new = transitions.failed(
+                job, index, err.code, err.context, err.message, err.transient, self.control.clock.now(), err.retry_after
+            )
+            tx.update_header(new)
 
-    def record(self, progress: Progress, upload: UploadState | None = None) -> bool:
-        """Save one file's durable bytes (and an upload's session with them); True when they are new bytes."""
+    def _restarted_too_often(self, tx: Transaction, index: int | None, err: TransferError) -> TransferError:
+        """A file that keeps starting over from byte 0 without a new byte is given up, as BITS does."""
+        if index is None or not err.transient:
+            return err
+        f = tx.files_at(self.control.job_id, [index]).get(index)
+        if f is None or f.restarts < transitions.MAX_RESTARTS:
+            return err
+        return TransferError(
+            f"{err.message}; the file started over {f.restarts} times without getting past byte {f.high_water} "
+            "(the server ignores Range requests, or cuts every transfer short)",
+            code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT, context=err.context, transient=False,
+        )  # fmt: skip
+
+    def record(self, progress: Progress, upload: UploadState | None = None) -> Moved:
+        """Save one file's durable bytes (and an upload's session with them); says whether bytes moved."""
         with self.queue.write() as tx:
             if upload is not None:  # even for a cancelled job: Cancel-Session needs the session
                 tx.save_upload_state(self.control.job_id, upload)
             job = self._live(tx)
             if job is None:
-                return False
+                return Moved(False, False)
             f = tx.file(self.control.job_id, progress.index)
-            advanced = progress.offset > f.bytes_transferred
+            moved = Moved(progress.offset > f.bytes_transferred, progress.offset > f.high_water)
             new, new_file = self._apply(job, f, progress)
             if job.state not in ACTIVE_STATES:  # suspended meanwhile: keep the bytes, not the state
                 new = dataclasses.replace(new, state=job.state)
                 self.control.stopping.set()
             tx.update_file(self.control.job_id, progress.index, new_file)
             tx.update_header(new)
-        return advanced
+        return moved
 
     def record_upload(self, state: UploadState) -> None:
         """Save an upload's session and reply alone (no bytes of the file moved)."""

@@ -18,13 +18,20 @@ def progress(
     job: Job, f: JobFile, offset: int, size: int, etag: str | None, last_modified: str | None, url: str,
     now: float, active: float,
 ) -> tuple[Job, JobFile]:  # fmt: skip
-    """Record durable bytes of a file; any new byte resets the no-progress timer (bits.md §2.6)."""
+    """Record durable bytes of a file; a new byte resets the no-progress timer (bits.md §2.6).
+
+    A new byte is one past the file's high-water mark: bytes fetched again after a restart from zero are not
+    progress, or a server that ignores Range and cuts every transfer short would keep a job busy for ever.
+    """
+    new_bytes = offset > f.high_water
+    restarted = offset == 0 and f.bytes_transferred > 0
     new = dataclasses.replace(
         f, bytes_transferred=offset, bytes_total=size, etag=etag, last_modified=last_modified,
         remote_name=url if job.security_flags & SecurityFlags.REDIRECT_POLICY_ALLOW_REPORT else f.remote_name,
+        high_water=max(f.high_water, offset), restarts=0 if new_bytes else f.restarts + restarted,
     )  # fmt: skip
     changes: dict[str, object] = {"active_seconds": job.active_seconds + active}
-    if offset > f.bytes_transferred:
+    if new_bytes:
         changes.update(transient_since=None, modification_time=now)
     if job.state in (JobState.QUEUED, JobState.CONNECTING):
         changes["state"] = JobState.TRANSFERRING
@@ -32,7 +39,7 @@ def progress(
 
 
 def file_done(job: Job, f: JobFile, size: int, now: float) -> tuple[Job, JobFile]:
-    new = dataclasses.replace(f, bytes_total=size, bytes_transferred=size, completed=True)
+    new = dataclasses.replace(f, bytes_total=size, bytes_transferred=size, completed=True, restarts=0)
     return dataclasses.replace(job, modification_time=now, transient_since=None), new
 
 
@@ -41,6 +48,9 @@ def finish(job: Job, now: float) -> Job:
     if job.state not in ACTIVE_STATES:
         return job
     return dataclasses.replace(job, state=JobState.TRANSFERRED, completion_time=now, error=None)
+
+
+MAX_RESTARTS = 5  # starts from byte 0 without a new byte before a file is given up (BG_E_INSUFFICIENT_RANGE_SUPPORT)
 
 
 def failed(

@@ -11,7 +11,7 @@ from bitscli import protocol
 from bitscli.clock import Clock
 from bitscli.daemon import transitions
 from bitscli.daemon.control import JobControl
-from bitscli.daemon.journal import Journal, Progress
+from bitscli.daemon.journal import Journal, Moved, Progress
 from bitscli.daemon.retries import QuickRetries
 from bitscli.model import ACTIVE_STATES, JobState, JobType, UploadState
 from bitscli.partfiles import reply_part
@@ -31,7 +31,7 @@ class UploadRecorder:
     def __init__(self, control: JobControl, journal: Journal) -> None:
         self.control = control
         self.journal = journal
-        self.advanced = False
+        self.moved = Moved(False, False)  # whether this attempt moved bytes, and new ones
         self._reply_seen: int | None = None
         self._last = control.clock.monotonic()
 
@@ -48,12 +48,13 @@ class UploadRecorder:
 
     def save(self, state: UploadState, offset: int | None = None, size: int | None = None, done: bool = False) -> None:
         if self._reply_seen is not None and state.reply_transferred > self._reply_seen:
-            self.advanced = True
+            self.moved = Moved(True, True)  # the reply's bytes: its part file holds each once
         self._reply_seen = state.reply_transferred
         if offset is None:
             self.journal.record_upload(state)
-        elif self.journal.record(Progress(0, offset, size, None, None, None, self._active(), done), upload=state):
-            self.advanced = True
+            return
+        recorded = self.journal.record(Progress(0, offset, size, None, None, None, self._active(), done), upload=state)
+        self.moved = Moved(self.moved.written or recorded.written, self.moved.new or recorded.new)
 
 
 def run(control: JobControl, journal: Journal, client: Client) -> None:
@@ -89,7 +90,7 @@ def run(control: JobControl, journal: Journal, client: Client) -> None:
         except Stopped:
             return
         except TransferError as err:
-            if retries.again(err, recorder.advanced):
+            if retries.again(err, recorder.moved):
                 continue
             journal.fail(0, err)
             return
