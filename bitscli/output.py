@@ -12,7 +12,7 @@ from bitscli.errors import BitsError, format_hresult
 from bitscli.inputs.fields import format_acl_flags
 from bitscli.inputs.names import redact_text, redact_url
 from bitscli.inputs.network import redact_header
-from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags
+from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags, SecurityFlags
 
 JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the documented JSON (README)
 
@@ -137,7 +137,7 @@ def verbose_block(job: Job) -> str:
         *(file_line(f) for f in job.files),
         f"NOTIFICATION COMMAND LINE: {notify_command_text(job)}",
         f"MAX DOWNLOAD TIME: {job.max_download_time} DYNAMIC CONTENT: {str(job.dynamic).upper()}",
-        f"SECURITY FLAGS: 0x{job.security_flags:x} HTTP METHOD: {job.http_method} "
+        f"SECURITY FLAGS: 0x{job.security_flags:x}{_certificate_checks(job)} HTTP METHOD: {job.http_method} "
         f"ACL FLAGS: {format_acl_flags(job.acl_flags) or 'NONE'}",
         f"CUSTOM HEADERS: {_header_names(job)}",
         f"CREDENTIALS: {_credential_names(job)}",
@@ -145,6 +145,17 @@ def verbose_block(job: Job) -> str:
     if job.type.label == "UPLOAD-REPLY":
         rows.append(f"REPLY FILE: {job.reply_file_name or 'AUTO'}")
     return "\n".join(rows)
+
+
+def _certificate_checks(job: Job) -> str:
+    """What the flags that ignore certificate errors do here: OpenSSL turns the checks off together, not one."""
+    flags = job.security_flags
+    if flags & (SecurityFlags.IGNORE_CERT_DATE_INVALID | SecurityFlags.IGNORE_UNKNOWN_CA
+                | SecurityFlags.IGNORE_CERT_WRONG_USAGE):  # fmt: skip
+        return " (certificates not checked)"
+    if flags & SecurityFlags.IGNORE_CERT_CN_INVALID:
+        return " (certificate names not checked)"
+    return ""
 
 
 def _credential_names(job: Job) -> str:

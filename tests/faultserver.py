@@ -187,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.reset_after is not None:
             self.wfile.write(body[: fault.reset_after])
             self.wfile.flush()
+            # Linux drops the bytes a socket has not read yet when the reset arrives: a busy client that had not
+            # read them would see a reset before any byte, and the test would not be the one it means to be.
+            time.sleep(0.2)
             # SO_LINGER 0 makes close() send RST: the client sees "connection reset", mid-body.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests.auth
 
-from bitscli.model import JobState
+from bitscli.model import AuthScheme, JobState
+from bitscli.transfer.auth import Login
 from bitscli.transfer.classify import TransferError
 from bitscli.transfer.client import Client
 from bitscli.transfer.http import download
@@ -36,7 +36,7 @@ def origins() -> Iterator[tuple[FaultServer, FaultServer]]:
 def _fetch(client: Client, url: str, part: Path) -> None:
     job = Download(
         url=url, part=str(part), headers={**SECRET_HEADERS, "X-Plain": "kept"},
-        request_options={"auth": requests.auth.HTTPBasicAuth("alice", "pw-SECRET4")},
+        request_options={"logins": (Login(AuthScheme.BASIC, "alice", "pw-SECRET4"),)},
     )  # fmt: skip
     download(client, job, Recorder())
 
@@ -76,7 +76,7 @@ def test_a_redirect_to_another_port_of_the_same_host_is_another_origin(
     second.put("/f", DATA)
     first.fault(path="/r", status=307, headers={"Location": f"http://127.0.0.1:{second.port}/f"})
     job = Download(url=first.url("/r"), part=str(tmp_path / "p"),
-                   request_options={"auth": requests.auth.HTTPBasicAuth("alice", "pw-SECRET4")})  # fmt: skip
+                   request_options={"logins": (Login(AuthScheme.BASIC, "alice", "pw-SECRET4"),)})  # fmt: skip
     download(client, job, Recorder())
     (at_second,) = second.gets("/f")
     assert "authorization" not in {name.lower() for name in at_second.headers}

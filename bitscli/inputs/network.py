@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from bitscli.errors import HResult, InvalidValue
+from bitscli.errors import HResult, InvalidValue, NotSupported
 from bitscli.inputs.fields import CONTROL_RE, NULL_WORDS, TOKEN_RE, parse_enum
 from bitscli.model import AuthScheme, AuthTarget, ProxyUsage
 
@@ -62,6 +62,12 @@ def parse_proxy_settings(
     usage_text: str, proxy_list: str | None, bypass: str | None
 ) -> tuple[ProxyUsage, str | None, str | None]:
     usage = parse_enum(ProxyUsage, usage_text, "proxy usage", code=HResult.BG_E_INVALID_PROXY_INFO)
+    if usage is ProxyUsage.AUTODETECT:
+        raise NotSupported(
+            "proxy usage AUTODETECT (WPAD and PAC scripts) is not supported by bitscli",
+            hint="use PRECONFIG (http_proxy, https_proxy and no_proxy) or OVERRIDE with the proxies to try in order",
+            code=HResult.BG_E_INVALID_PROXY_INFO,
+        )
     plist = None if proxy_list is None or proxy_list.strip() in NULL_WORDS else proxy_list.strip()
     blist = None if bypass is None or bypass.strip() in NULL_WORDS else bypass.strip()
     if usage is not ProxyUsage.OVERRIDE:

@@ -10,7 +10,7 @@ import h11
 
 from bitscli.errors import HResult, http_status
 from bitscli.model import ErrorContext
-from bitscli.transfer.connection import HeadersTooLarge
+from bitscli.transfer.connection import HeadersTooLarge, ProxyRefused, ProxyUnreachable
 
 
 class TransferError(Exception):
@@ -70,6 +70,15 @@ def parse_retry_after(value: str, now: float) -> float | None:
 
 def transport_error(exc: BaseException, url: str) -> TransferError:
     """A network failure from requests/urllib3/socket: always transient, except TLS verification."""
+    if isinstance(exc, ProxyRefused):
+        return TransferError(
+            f"{exc} for {url}", code=http_status(exc.status), context=ErrorContext.GENERAL_TRANSPORT,
+            transient=status_is_transient(exc.status),
+        )  # fmt: skip
+    if isinstance(exc, ProxyUnreachable):
+        cause = transport_error(exc.cause, url)  # timed out, refused, not resolved: as for a server
+        return TransferError(f"{exc} (for {url})", code=cause.code, context=ErrorContext.GENERAL_TRANSPORT,
+                             transient=True)  # fmt: skip
     if isinstance(exc, HeadersTooLarge):
         return protocol_error(f"the response from {url} has too large a header section ({exc})")
     if isinstance(exc, h11.RemoteProtocolError):

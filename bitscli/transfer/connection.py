@@ -7,7 +7,7 @@ import http.client
 import select
 import socket
 import ssl
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import h11
@@ -17,8 +17,29 @@ MAX_FIELDS = 100
 DRAIN_LIMIT = 64 * 1024  # read what is left of a body this small rather than drop the connection
 
 
+Origin = tuple[str, int]  # host, port
+ProxyLogin = Callable[[Mapping[str, str] | None], "str | None"]  # a 407's headers (None: before) -> the answer
+
+
 class HeadersTooLarge(http.client.HTTPException):
     """The response's header section is over bitscli's limits (MAX_LINE a line, MAX_FIELDS fields)."""
+
+
+class ProxyUnreachable(ConnectionError):
+    """The proxy itself could not be reached: the error names it, not the origin."""
+
+    def __init__(self, proxy: Origin, cause: OSError) -> None:
+        super().__init__(f"cannot reach the proxy {_host_field(*proxy, tls=False, always_port=True)}: {cause}")
+        self.proxy, self.cause = proxy, cause
+
+
+class ProxyRefused(http.client.HTTPException):
+    """The proxy answered CONNECT with something other than 2xx."""
+
+    def __init__(self, proxy: Origin, status: int, reason: str) -> None:
+        where = _host_field(*proxy, tls=False, always_port=True)
+        super().__init__(f"the proxy {where} answered CONNECT with {status} {reason}".rstrip())
+        self.proxy, self.status = proxy, status
 
 
 class Fields(Mapping[str, str]):
@@ -57,22 +78,56 @@ class Connection:
     checked the length: it is the long transfers' path, and the bytes need no parsing.
     """
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
-        self.host, self.port, self.tls = host, port, tls
+    def __init__(
+        self, origin: Origin, tls: ssl.SSLContext | None, proxy: Origin | None = None, tunnel: bool = False
+    ) -> None:
+        self.origin, self.tls, self.proxy, self.tunnel = origin, tls, proxy, tunnel
         self.sock: socket.socket | None = None
         self.reader: Any = None  # a buffered reader on the socket (socket.makefile)
         self.served = 0  # responses read on this socket
 
-    def open(self, connect_timeout: float) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
+    def open(self, connect_timeout: float, proxy_login: ProxyLogin | None = None) -> None:
+        """Connect: to the origin, or to the proxy (a CONNECT tunnel through it for TLS), then TLS if asked."""
+        host, port = self.proxy or self.origin
+        try:
+            sock = socket.create_connection((host, port), timeout=connect_timeout)
+        except OSError as exc:
+            if self.proxy is None:
+                raise
+            raise ProxyUnreachable(self.proxy, exc) from None
+        self.sock, self.reader, self.served = sock, sock.makefile("rb"), 0
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tunnel:
+                self._connect_through(connect_timeout, proxy_login)
             if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+                self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.origin[0])
+                self.reader = self.sock.makefile("rb")
         except BaseException:
-            sock.close()
+            self.close()
             raise
-        self.sock, self.reader, self.served = sock, sock.makefile("rb"), 0
+        self.served = 0
+
+    def _connect_through(self, timeout: float, proxy_login: ProxyLogin | None) -> None:
+        """CONNECT host:port (RFC 9110 §9.3.6), answering the proxy's 407s; then the socket is the origin's."""
+        assert self.proxy is not None
+        authority = _host_field(*self.origin, tls=False, always_port=True)
+        answer: str | None = proxy_login(None) if proxy_login else None
+        for _ in range(4):  # the legs of a proxy login at most
+            headers = {"Proxy-Authorization": answer} if answer else {}
+            response = self.exchange("CONNECT", authority, headers, None, timeout, host=authority)
+            if 200 <= response.status_code < 300:
+                return
+            if response.status_code == 407 and proxy_login is not None:
+                answer = proxy_login(response.headers)
+                if answer is not None:
+                    response.release()
+                    if self.sock is None:  # the proxy closed the connection with its 407: a new one
+                        self.sock = socket.create_connection(self.proxy, timeout=timeout)
+                        self.reader = self.sock.makefile("rb")
+                    continue
+            raise ProxyRefused(self.proxy, response.status_code, response.reason)
+        raise ProxyRefused(self.proxy, 407, "Proxy Authentication Required")
 
     def usable(self) -> bool:
         """An open socket the server has not closed while it was idle."""
@@ -88,13 +143,14 @@ class Connection:
         self.sock = self.reader = None
 
     def exchange(
-        self, method: str, target: str, headers: Mapping[str, str], body: Iterable[bytes] | None, read_timeout: float
-    ) -> WireResponse:
+        self, method: str, target: str, headers: Mapping[str, str], body: Iterable[bytes] | None, read_timeout: float,
+        host: str | None = None,
+    ) -> WireResponse:  # fmt: skip
         """Send one request and read the answer's header section; the body is left to the response's reads."""
         assert self.sock is not None
         self.sock.settimeout(read_timeout)
         machine = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_LINE)
-        fields = [("Host", _host_field(self.host, self.port, self.tls is not None)), *headers.items()]
+        fields = [("Host", host or _host_field(*self.origin, tls=self.tls is not None)), *headers.items()]
         self.sock.sendall(machine.send(h11.Request(method=method, target=target, headers=fields)) or b"")
         for chunk in body or ():
             # Passed through, not joined into a copy: fragments stream from the file (h11 counts the length).
@@ -208,9 +264,9 @@ def _tokens(values: list[str] | None) -> set[str]:
     return {token.strip().lower() for value in values or () for token in value.split(",")}
 
 
-def _host_field(host: str, port: int, tls: bool) -> str:
+def _host_field(host: str, port: int, tls: bool, always_port: bool = False) -> str:
     name = f"[{host}]" if ":" in host else host
-    return name if port == (443 if tls else 80) else f"{name}:{port}"
+    return name if port == (443 if tls else 80) and not always_port else f"{name}:{port}"
 
 
 def _dropped(sock: socket.socket) -> bool:

@@ -112,7 +112,7 @@ def request(client: Client, method: str, job: Download, headers: dict[str, str])
         _check_redirect(job.security_flags, url, target, response.status_code)
         if _origin(target) != _origin(url):
             headers = {name: value for name, value in headers.items() if not _credential_header(name)}
-            options = {name: value for name, value in options.items() if name != "auth"}
+            options = {name: value for name, value in options.items() if name != "logins"}
         url = target
     raise TransferError(
         f"more than {MAX_REDIRECTS} redirects from {job.url}", code=HResult.BG_E_TOO_MANY_REDIRECTS,

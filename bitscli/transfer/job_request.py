@@ -1,13 +1,16 @@
-"""What a job adds to its requests: custom headers, credentials and proxy settings (bits.md §3, §7)."""
+"""What a job adds to its requests: custom headers, TLS checks, logins and proxies (bits.md §3, §7)."""
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from bitscli.model import AuthScheme, AuthTarget, ErrorContext, Job, ProxyUsage
+from bitscli.errors import HResult
+from bitscli.model import AuthTarget, Credential, ErrorContext, Job, ProxyUsage, SecurityFlags
+from bitscli.transfer.auth import Login
 from bitscli.transfer.classify import TransferError
 
 USER_AGENT = "bitscli"
@@ -23,78 +26,61 @@ def headers(job: Job) -> dict[str, str]:
 
 
 def request_options(job: Job, url: str) -> dict[str, Any]:
-    """Arguments for requests: auth, proxies and TLS verification (sessions do not read the environment)."""
-    options: dict[str, Any] = {"verify": _ca_bundle()}
-    for credential in job.credentials:
-        if credential.target is AuthTarget.SERVER:
-            options["auth"] = _server_auth(credential.scheme, credential.username, credential.password)
-    proxies = _proxies(job)
-    options["proxies"] = proxies if proxies is not None else environment_proxies(url)
-    return options
+    """How the client reaches ``url`` for this job: TLS checks, logins, and the proxies to try in order."""
+    flags = job.security_flags
+    ignore_certificate = flags & (SecurityFlags.IGNORE_CERT_DATE_INVALID | SecurityFlags.IGNORE_UNKNOWN_CA
+                                  | SecurityFlags.IGNORE_CERT_WRONG_USAGE)  # fmt: skip
+    return {
+        "verify": False if ignore_certificate else _ca_bundle(),
+        "check_hostname": not flags & SecurityFlags.IGNORE_CERT_CN_INVALID,
+        "logins": tuple(_login(c) for c in job.credentials if c.target is AuthTarget.SERVER),
+        "proxy_logins": tuple(_login(c) for c in job.credentials if c.target is AuthTarget.PROXY),
+        "proxies": proxies_for(job, url),
+    }
 
 
-@functools.lru_cache(maxsize=256)
-def _environment_proxies_for(scheme: str, netloc: str) -> dict[str, str]:
-    import requests.utils
-
-    return dict(requests.utils.get_environ_proxies(f"{scheme}://{netloc}/"))
-
-
-def environment_proxies(url: str) -> dict[str, str]:
-    """PRECONFIG on Linux: http_proxy, https_proxy and no_proxy, as requests would read them."""
-    parts = urlsplit(url)
-    return _environment_proxies_for(parts.scheme, parts.netloc)
+def _login(credential: Credential) -> Login:
+    return Login(credential.scheme, credential.username, credential.password)
 
 
 def _ca_bundle() -> str | bool:
+    """True: the system's trust store (and SSL_CERT_FILE, SSL_CERT_DIR); the variables requests and curl read too."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
-def _server_auth(scheme: AuthScheme, user: str | None, password: str | None) -> Any:
-    import requests.auth
-
-    if scheme is AuthScheme.BASIC:
-        return requests.auth.HTTPBasicAuth(user or "", password or "")
-    if scheme is AuthScheme.DIGEST:
-        return requests.auth.HTTPDigestAuth(user or "", password or "")
-    if scheme is AuthScheme.NTLM:
-        try:
-            from requests_ntlm import HttpNtlmAuth
-        except ImportError:
-            raise _missing_extra("NTLM", "ntlm") from None
-        return HttpNtlmAuth(user or "", password or "")
-    try:
-        from requests_gssapi import HTTPSPNEGOAuth
-    except ImportError:
-        raise _missing_extra("NEGOTIATE", "kerberos") from None
-    return HTTPSPNEGOAuth()
-
-
-def _missing_extra(scheme: str, extra: str) -> TransferError:
-    return TransferError(
-        f"{scheme} authentication needs an optional package: pip install 'bitscli[{extra}]'",
-        code=0x80200028, context=ErrorContext.GENERAL_QUEUE_MANAGER, transient=False,
-    )  # fmt: skip
-
-
-def _proxies(job: Job) -> dict[str, str] | None:
-    """None keeps requests' own choice (environment variables), which is PRECONFIG on Linux."""
+def proxies_for(job: Job, url: str) -> tuple[str, ...]:
+    """The proxies to try for ``url``, in order; none: straight to the server (bits.md §3, setproxysettings)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
     if job.proxy_usage is ProxyUsage.NO_PROXY:
-        return {"http": "", "https": "", "no_proxy": "*"}
-    if job.proxy_usage is not ProxyUsage.OVERRIDE or not job.proxy_list:
-        return None  # AUTODETECT (WPAD) is not implemented: it behaves as PRECONFIG
-    first = job.proxy_list.replace(";", ",").split(",")[0].strip()
-    proxy = first if "://" in first else f"http://{first}"
-    for credential in job.credentials:
-        if credential.target is AuthTarget.PROXY and credential.scheme is AuthScheme.BASIC and credential.username:
-            from urllib.parse import quote
+        return ()
+    if job.proxy_usage is ProxyUsage.AUTODETECT:
+        raise TransferError(
+            "proxy usage AUTODETECT (WPAD) is not supported by bitscli",
+            code=HResult.BG_E_INVALID_PROXY_INFO, context=ErrorContext.GENERAL_TRANSPORT, transient=False,
+        )  # fmt: skip
+    if job.proxy_usage is ProxyUsage.OVERRIDE and job.proxy_list:
+        if _bypassed(host, job.proxy_bypass_list or ""):
+            return ()
+        return tuple(p.strip() for p in job.proxy_list.replace(";", ",").split(",") if p.strip())
+    return _environment_proxies(parts.scheme.lower(), parts.netloc)
 
-            scheme, rest = proxy.split("://", 1)
-            proxy = f"{scheme}://{quote(credential.username)}:{quote(credential.password or '')}@{rest}"
-    result = {"http": proxy, "https": proxy}
-    if job.proxy_bypass_list:
-        hosts = [h for h in job.proxy_bypass_list.replace(",", " ").split() if h != "<local>"]
-        result["no_proxy"] = ",".join(
-            [*hosts, "localhost", "127.0.0.1"] if "<local>" in job.proxy_bypass_list else hosts
-        )
-    return result
+
+@functools.lru_cache(maxsize=256)
+def _environment_proxies(scheme: str, netloc: str) -> tuple[str, ...]:
+    """PRECONFIG on Linux: http_proxy, https_proxy and no_proxy, read as requests reads them."""
+    import requests.utils
+
+    proxy = requests.utils.get_environ_proxies(f"{scheme}://{netloc}/").get(scheme)
+    return (proxy,) if proxy else ()
+
+
+def _bypassed(host: str, bypass: str) -> bool:
+    """The bypass list: space-separated host patterns (``*`` wildcards); ``<local>``, hosts without a dot."""
+    for pattern in bypass.replace(",", " ").replace(";", " ").split():
+        if pattern.lower() == "<local>":
+            if "." not in host or host in ("127.0.0.1", "::1"):
+                return True
+        elif fnmatch.fnmatchcase(host, pattern.lower()):
+            return True
+    return False
