@@ -193,6 +193,9 @@ class Job:
     acl_flags: int = 0
     dynamic: bool = False
     reply_file_name: str | None = None
+    ca_bundle: str | None = None  # a PEM CA file or directory trusted instead of the system's (setcabundle)
+    client_certificate: str | None = None  # a PEM client certificate (setclientcertificate)
+    client_key: str | None = None  # its key, when it is not in the certificate's file
     error: JobError | None = None
     error_count: int = 0
     retry_at: float | None = None  # TRANSIENT_ERROR: when the job goes back to QUEUED (wall clock)

@@ -141,6 +141,7 @@ def verbose_block(job: Job) -> str:
         f"ACL FLAGS: {format_acl_flags(job.acl_flags) or 'NONE'}",
         f"CUSTOM HEADERS: {_header_names(job)}",
         f"CREDENTIALS: {_credential_names(job)}",
+        f"CA BUNDLE: {job.ca_bundle or 'SYSTEM'} CLIENT CERTIFICATE: {job.client_certificate or 'NONE'}",
     ]
     if job.type.label == "UPLOAD-REPLY":
         rows.append(f"REPLY FILE: {job.reply_file_name or 'AUTO'}")
@@ -219,6 +220,8 @@ def job_json(job: Job) -> dict[str, Any]:
             "acl_flags": format_acl_flags(job.acl_flags),
             "dynamic": job.dynamic,
             "reply_file_name": job.reply_file_name,
+            "ca_bundle": job.ca_bundle,
+            "client_certificate": job.client_certificate,
         },
         "files": [file_json(i, f) for i, f in enumerate(job.files)],
     }

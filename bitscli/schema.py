@@ -20,7 +20,7 @@ from bitscli.model import (
     UploadState,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -117,6 +117,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE files SET high_water = bytes_transferred",
         "ALTER TABLE files ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # 6: a job's own TLS: the CA to trust, and a client certificate (the Linux stand-in for certificate stores)
+        "ALTER TABLE jobs ADD COLUMN ca_bundle TEXT",
+        "ALTER TABLE jobs ADD COLUMN client_certificate TEXT",
+        "ALTER TABLE jobs ADD COLUMN client_key TEXT",
+    ),
 )
 
 JOB_FIELDS = (
@@ -125,7 +130,7 @@ JOB_FIELDS = (
     "min_retry_delay", "no_progress_timeout", "max_download_time", "proxy_usage", "proxy_list",
     "proxy_bypass_list", "custom_headers", "custom_headers_write_only", "security_flags", "http_method",
     "acl_flags", "dynamic", "reply_file_name", "error_count", "retry_at", "transient_since", "active_seconds",
-    "notified_state", "notify_retry_at",
+    "notified_state", "notify_retry_at", "ca_bundle", "client_certificate", "client_key",
 )  # fmt: skip
 ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS

@@ -5,7 +5,7 @@ _bitscli() {
     local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}" opts="" subs=""
     local IFS=$'\n'
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create daemon getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -20,6 +20,8 @@ _bitscli() {
         getaclflags) opts='--json --raw --help' ;;
         getbytestotal) opts='--json --raw --help' ;;
         getbytestransferred) opts='--json --raw --help' ;;
+        getcabundle) opts='--json --raw --help' ;;
+        getclientcertificate) opts='--json --raw --help' ;;
         getcompletiontime) opts='--json --raw --help' ;;
         getcreationtime) opts='--json --raw --help' ;;
         getcustomheaders) opts='--json --raw --help' ;;
@@ -63,6 +65,8 @@ _bitscli() {
         serve) opts='--access-log --allow-overwrite --certfile --config --host --host-id --host-id-fallback --keyfile --max-fragment-size --max-upload-size --no-access-log --no-overwrite --notification-command --notification-type --notification-url --password-file --port --root --session-timeout --sessions-per-user --uploads --help' ;;
         serve-passwd) opts='--help' ;;
         setaclflags) opts='--help' ;;
+        setcabundle) opts='--help' ;;
+        setclientcertificate) opts='--help' ;;
         setcredentials) opts='--password-file --help' ;;
         setcustomheaders) opts='--from-file --help' ;;
         setdescription) opts='--help' ;;
@@ -87,7 +91,7 @@ _bitscli() {
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))
     elif [[ -n $subs && $COMP_CWORD -eq 2 ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$subs" -- "$cur"))
-    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
+    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
         COMPREPLY=($(compgen -W "$(_bitscli_jobs)" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))

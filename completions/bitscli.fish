@@ -36,6 +36,14 @@ complete -c bitscli -n __fish_use_subcommand -a getbytestransferred -d 'Bytes tr
 complete -c bitscli -n '__fish_seen_subcommand_from getbytestransferred' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getbytestransferred' -l raw
 complete -c bitscli -n '__fish_seen_subcommand_from getbytestransferred' -l help
+complete -c bitscli -n __fish_use_subcommand -a getcabundle -d 'The PEM CA file or directory the job trusts (NULL the systems).'
+complete -c bitscli -n '__fish_seen_subcommand_from getcabundle' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from getcabundle' -l raw
+complete -c bitscli -n '__fish_seen_subcommand_from getcabundle' -l help
+complete -c bitscli -n __fish_use_subcommand -a getclientcertificate -d 'The PEM client certificate the job presents to HTTPS servers (NULL none).'
+complete -c bitscli -n '__fish_seen_subcommand_from getclientcertificate' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from getclientcertificate' -l raw
+complete -c bitscli -n '__fish_seen_subcommand_from getclientcertificate' -l help
 complete -c bitscli -n __fish_use_subcommand -a getcompletiontime -d 'When it finished, or UNKNOWN.'
 complete -c bitscli -n '__fish_seen_subcommand_from getcompletiontime' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getcompletiontime' -l raw
@@ -217,6 +225,10 @@ complete -c bitscli -n __fish_use_subcommand -a serve-passwd -d 'Add a user to a
 complete -c bitscli -n '__fish_seen_subcommand_from serve-passwd' -l help
 complete -c bitscli -n __fish_use_subcommand -a setaclflags -d 'Letters from O, G, D, S (owner, group, DACL, SACL).'
 complete -c bitscli -n '__fish_seen_subcommand_from setaclflags' -l help
+complete -c bitscli -n __fish_use_subcommand -a setcabundle -d 'Trust the CA certificates of this PEM file or directory instead of the systems (NULL the systems).'
+complete -c bitscli -n '__fish_seen_subcommand_from setcabundle' -l help
+complete -c bitscli -n __fish_use_subcommand -a setclientcertificate -d 'Present a client certificate to HTTPS servers (the stand-in for BITSs certificate-store switches).'
+complete -c bitscli -n '__fish_seen_subcommand_from setclientcertificate' -l help
 complete -c bitscli -n __fish_use_subcommand -a setcredentials -d 'Store credentials for the server or proxy they can never be read back.'
 complete -c bitscli -n '__fish_seen_subcommand_from setcredentials' -l password-file
 complete -c bitscli -n '__fish_seen_subcommand_from setcredentials' -l help
@@ -265,5 +277,5 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
 complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.'
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l help
-complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
+complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
 complete -c bitscli -n 'not __fish_use_subcommand' -F

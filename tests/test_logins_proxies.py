@@ -54,6 +54,36 @@ def test_the_scheme_follows_the_servers_challenge(client: Client, tmp_path: Path
     assert server.seen[-1]["Authorization"].startswith(asked)
 
 
+def test_ntlm_is_a_handshake_on_one_connection(client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    users = tmp_path / "ntlm-users"
+    users.write_text(":alice:pw-ntlm\n")
+    monkeypatch.setenv("NTLM_USER_FILE", str(users))
+    server = LoginServer(("NTLM",), "alice", "pw-ntlm", DATA)
+    try:
+        fetch(client, server.url(), tmp_path / "p", logins=(Login(AuthScheme.NTLM, "alice", "pw-ntlm"),))
+    finally:
+        server.close()
+    assert sha((tmp_path / "p").read_bytes()) == sha(DATA)
+    assert [h.get("Authorization", "")[:5] for h in server.seen] == ["", "NTLM ", "NTLM "]
+
+
+def test_a_login_whose_package_is_missing_says_which_to_install(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spnego", None)  # as on a machine without the extra: the import fails
+    server = LoginServer(("NTLM",), "alice", "pw-ntlm", DATA)
+    try:
+        with pytest.raises(TransferError) as caught:
+            fetch(client, server.url(), tmp_path / "p", logins=(Login(AuthScheme.NTLM, "alice", "pw-ntlm"),))
+    finally:
+        server.close()
+    assert "bitscli[ntlm]" in caught.value.message
+    assert not caught.value.transient
+    assert caught.value.code == 0x80200028  # BG_E_INVALID_AUTH_SCHEME
+
+
 def test_a_refused_login_is_reported_not_repeated(client: Client, tmp_path: Path) -> None:
     server = LoginServer(("Basic",), "alice", "right", DATA)
     try:
@@ -87,7 +117,8 @@ def test_plain_http_goes_through_the_proxy_with_its_login(client: Client, origin
     assert "Proxy-Authorization" not in origin.gets("/f")[-1].headers  # the proxy's login stays with the proxy
 
 
-def test_https_goes_through_a_connect_tunnel(client: Client, tmp_path: Path) -> None:
+def _https(tmp_path: Path) -> tuple[FaultServer, Path]:
+    """An HTTPS server with a certificate from a CA made for the test, and that CA's PEM file."""
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
@@ -95,6 +126,11 @@ def test_https_goes_through_a_connect_tunnel(client: Client, tmp_path: Path) -> 
     server.put("/f", DATA)
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
+    return server, bundle
+
+
+def test_https_goes_through_a_connect_tunnel(client: Client, tmp_path: Path) -> None:
+    server, bundle = _https(tmp_path)
     proxy = ForwardProxy(login=("bob", "pw-proxy"))
     try:
         logins = (Login(AuthScheme.BASIC, "bob", "pw-proxy"),)
@@ -189,13 +225,7 @@ def test_the_security_flags_that_ignore_certificate_errors_are_applied(
 
 def test_ssl_cert_file_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 12, item 12: the standard variable, not only requests' own."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    server = FaultServer(tls=context)
-    server.put("/f", DATA)
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
+    server, bundle = _https(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
@@ -207,3 +237,63 @@ def test_ssl_cert_file_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         client.close()
         server.close()
     assert sha((tmp_path / "p").read_bytes()) == sha(DATA)
+
+
+@pytest.fixture
+def mutual(tmp_path: Path) -> Iterator[tuple[FaultServer, Path, Path, Path]]:
+    """HTTPS that asks for a client certificate from its own CA; (server, CA file, client cert, client key)."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    server = FaultServer(tls=context)
+    server.put("/f", DATA)
+    client_cert = ca.issue_cert("bitscli-client@example.org")
+    paths = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key"
+    ca.cert_pem.write_to_path(str(paths[0]))
+    client_cert.cert_chain_pems[0].write_to_path(str(paths[1]))
+    client_cert.private_key_pem.write_to_path(str(paths[2]))
+    yield server, *paths
+    server.close()
+
+
+def test_a_jobs_ca_bundle_and_client_certificate_are_used(cli, ok, mutual, tmp_path: Path) -> None:
+    """Issue 12, item 12: the Linux stand-in for the certificate-store switches."""
+    server, ca, cert, key = mutual
+    job = ok("create", "--raw", "j").stdout
+    ok("setcabundle", job, str(ca))
+    ok("setclientcertificate", job, str(cert), str(key))
+    assert ok("getcabundle", job).stdout == f"{ca}\n"
+    assert ok("getclientcertificate", job).stdout == f"{cert}\n"
+    from bitscli.service.context import open_context
+    from bitscli.service.jobs import get_job
+
+    found = get_job(open_context(), job)
+    client = Client()
+    try:
+        fetch(client, server.url("/f"), tmp_path / "p", **job_request.request_options(found, server.url("/f")))
+        assert sha((tmp_path / "p").read_bytes()) == sha(DATA)
+        ok("setclientcertificate", job, "NULL")
+        without = job_request.request_options(get_job(open_context(), job), server.url("/f"))
+        with pytest.raises(TransferError):
+            fetch(Client(), server.url("/f"), tmp_path / "q", **without)  # the server wants a certificate
+    finally:
+        client.close()
+
+
+def test_a_client_certificate_is_checked_when_it_is_set(cli, ok, mutual, tmp_path: Path) -> None:
+    _, ca, cert, key = mutual
+    job = ok("create", "--raw", "j").stdout
+    other = trustme.CA().issue_cert("someone-else@example.org")
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n"
+                         "-----END ENCRYPTED PRIVATE KEY-----\n")  # fmt: skip
+    for argv in ([str(cert), str(tmp_path / "other.key")], [str(cert), str(encrypted)], [str(tmp_path / "none.pem")],
+                 ["relative.pem"], [str(ca)]):  # fmt: skip
+        result = cli("setclientcertificate", job, *argv)
+        assert result.exit_code == 2, argv
+        assert result.stderr.startswith("error: "), argv
+    assert cli("setcabundle", job, str(key)).exit_code == 2  # a key is no CA certificate
+    assert ok("getclientcertificate", job).stdout == "NULL\n"

@@ -20,7 +20,8 @@ def _md5(text: str) -> str:
 
 
 class LoginServer:
-    """Serves one file to whoever logs in with one of ``schemes`` (Basic, Digest: RFC 7617, RFC 7616 MD5)."""
+    """Serves one file to whoever logs in with one of ``schemes``: Basic (RFC 7617), Digest (RFC 7616, MD5), or
+    NTLM (pyspnego's server, its users in the file NTLM_USER_FILE names)."""
 
     NONCE = "c2f7a1e0bitscli"
 
@@ -35,9 +36,14 @@ class LoginServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+            ntlm: object = None  # this connection's NTLM handshake (NTLM authenticates a connection)
+
             def do_GET(self) -> None:
                 owner.seen.append(dict(self.headers.items()))
-                if owner.accepts(self.headers.get("Authorization", ""), self.path):
+                header = self.headers.get("Authorization", "")
+                if header.startswith("NTLM ") and "NTLM" in owner.schemes:
+                    return self._ntlm(header)
+                if owner.accepts(header, self.path):
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(owner.data)))
                     self.end_headers()
@@ -45,11 +51,31 @@ class LoginServer:
                     return
                 self.send_response(401)
                 for scheme in owner.schemes:
-                    challenge = 'Basic realm="r"' if scheme == "Basic" else (
-                        f'Digest realm="r", qop="auth", nonce="{owner.NONCE}", algorithm=MD5')  # fmt: skip
-                    self.send_header("WWW-Authenticate", challenge)
+                    challenge = {
+                        "Basic": 'Basic realm="r"',
+                        "NTLM": "NTLM",
+                        "Digest": f'Digest realm="r", qop="auth", nonce="{owner.NONCE}", algorithm=MD5',
+                    }
+                    self.send_header("WWW-Authenticate", challenge[scheme])  # fmt: skip
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _ntlm(self, header: str) -> None:
+                import spnego
+
+                if self.ntlm is None:
+                    self.ntlm = spnego.server(protocol="ntlm")  # users from NTLM_USER_FILE
+                token = self.ntlm.step(base64.b64decode(header.split(" ", 1)[1]))  # type: ignore[attr-defined]
+                if not self.ntlm.complete:  # type: ignore[attr-defined]
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", "NTLM " + base64.b64encode(token or b"").decode())
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(owner.data)))
+                self.end_headers()
+                self.wfile.write(owner.data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -9,6 +9,10 @@ from bitscli.errors import InvalidValue, NotSupported
 _PREFIXES = {"/RAWRETURN", "/WRAP", "/NOWRAP"}
 
 _PEER_CACHING = "BITS peer caching was deprecated in Windows 7 in favour of BranchCache; bitscli does not implement it"
+_CERTIFICATE_STORES = (
+    "client certificates from Windows certificate stores are not available; PEM files are: "
+    "setclientcertificate JOB CERT.pem [KEY.pem]"
+)
 _UNSUPPORTED = {
     "/CACHE": _PEER_CACHING,
     "/PEERS": _PEER_CACHING,
@@ -21,10 +25,10 @@ _UNSUPPORTED = {
     "/SETHELPERTOKENFLAGS": "helper tokens are a Windows security-token feature",
     "/GETHELPERTOKENSID": "helper tokens are a Windows security-token feature",
     "/GETHELPERTOKENFLAGS": "helper tokens are a Windows security-token feature",
-    "/SETCLIENTCERTIFICATEBYID": "client certificates from Windows certificate stores are not available",
-    "/SETCLIENTCERTIFICATEBYNAME": "client certificates from Windows certificate stores are not available",
-    "/REMOVECLIENTCERTIFICATE": "client certificates from Windows certificate stores are not available",
-    "/GETCLIENTCERTIFICATE": "client certificates from Windows certificate stores are not available",
+    "/SETCLIENTCERTIFICATEBYID": _CERTIFICATE_STORES,
+    "/SETCLIENTCERTIFICATEBYNAME": _CERTIFICATE_STORES,
+    "/REMOVECLIENTCERTIFICATE": _CERTIFICATE_STORES,
+    "/GETCLIENTCERTIFICATE": _CERTIFICATE_STORES,
 }
 _UTIL_UNSUPPORTED = "/UTIL manages the Windows BITS service and Internet Explorer proxy settings"
 

@@ -131,6 +131,16 @@ _GETTERS: dict[str, tuple[str, Render, str]] = {
         "ACL flag letters from OGDS.",
     ),
     "getdynamic": ("dynamic", lambda j: (str(j.dynamic).upper(), j.dynamic), "TRUE for dynamic content."),
+    "getcabundle": (
+        "ca_bundle",
+        lambda j: _text(j.ca_bundle),
+        "The PEM CA file or directory the job trusts (NULL: the system's).",
+    ),
+    "getclientcertificate": (
+        "client_certificate",
+        lambda j: _text(j.client_certificate),
+        "The PEM client certificate the job presents to HTTPS servers (NULL: none).",
+    ),
     "getreplyfilename": (
         "reply_file_name",
         _reply_file,

@@ -10,7 +10,7 @@ import typer
 from bitscli import output
 from bitscli.cli.params import IndexArg, JobArg, context
 from bitscli.errors import InvalidValue
-from bitscli.inputs import fields, network
+from bitscli.inputs import fields, names, network
 from bitscli.service import properties
 
 app = typer.Typer()
@@ -89,11 +89,18 @@ _SIMPLE: dict[str, tuple[str, Callable[[str], object], str, str, str]] = {
         "ACL flags",
         "Letters from O, G, D, S (owner, group, DACL, SACL).",
     ),
+    "setcabundle": (
+        "PATH",
+        names.check_ca_bundle,
+        "ca_bundle",
+        "CA bundle",
+        "Trust the CA certificates of this PEM file or directory instead of the system's (NULL: the system's).",
+    ),
 }
 
 
 def _show(value: object) -> str:
-    return getattr(value, "name", None) or str(value)
+    return "NULL" if value is None else getattr(value, "name", None) or str(value)
 
 
 def _register(name: str, metavar: str, parse: Callable[[str], object], field: str, label: str, summary: str) -> None:
@@ -119,6 +126,21 @@ def setdynamic(job: JobArg, value: Annotated[str, typer.Argument(metavar="TRUE|F
     dynamic = fields.parse_bool(value, "dynamic content")
     properties.set_dynamic(context(), job, dynamic)
     output.line(f"Dynamic content set to {str(dynamic).upper()}.")
+
+
+@app.command("setclientcertificate", rich_help_panel=_PANEL)
+def setclientcertificate(
+    job: JobArg,
+    certificate: Annotated[str, typer.Argument(metavar="CERT.pem", help="A PEM certificate, or NULL to remove it.")],
+    key: Annotated[str | None, typer.Argument(metavar="[KEY.pem]", help="Its PEM key, if not in CERT.pem.")] = None,
+) -> None:
+    """Present a client certificate to HTTPS servers (the stand-in for BITS's certificate-store switches).
+
+    Example: bitscli setclientcertificate nightly /etc/bitscli/client.pem /etc/bitscli/client.key
+    """
+    cert, key_path = names.check_client_certificate(certificate, key)
+    properties.set_properties(context(), job, client_certificate=cert, client_key=key_path)
+    output.line(f"Client certificate set to {_show(cert)}.")
 
 
 @app.command("setreplyfilename", rich_help_panel=_PANEL)

@@ -14,13 +14,15 @@ GETTERS = (
     "geterrorcount", "getowner", "getdisplayname", "getdescription", "getnotifyflags", "getnotifyinterface",
     "getnotifycmdline", "getminretrydelay", "getnoprogresstimeout", "getmaxdownloadtime", "getproxyusage",
     "getproxylist", "getproxybypasslist", "getsecurityflags", "gethttpmethod", "getaclflags", "getdynamic",
-    "getreplyfilename", "getcustomheaders", "getvalidationstate", "gettemporaryname",
+    "getreplyfilename", "getcustomheaders", "getvalidationstate", "gettemporaryname", "getcabundle",
+    "getclientcertificate",
 )  # fmt: skip
 SETTERS = (
     "setdisplayname", "setdescription", "setpriority", "setnotifyflags", "setminretrydelay",
     "setnoprogresstimeout", "setmaxdownloadtime", "setsecurityflags", "sethttpmethod", "setaclflags",
     "setdynamic", "setreplyfilename", "setnotifycmdline", "setproxysettings", "setcredentials",
-    "removecredentials", "setcustomheaders", "makecustomheaderswriteonly", "setvalidationstate",
+    "removecredentials", "setcustomheaders", "makecustomheaderswriteonly", "setvalidationstate", "setcabundle",
+    "setclientcertificate",
 )  # fmt: skip
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(_JOBS, "jobs"),

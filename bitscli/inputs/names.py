@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import shlex
+import ssl
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -164,3 +165,46 @@ def parse_fileset(lines: Iterable[str]) -> list[tuple[int, str, str]]:
             )
         pairs.append((number, words[0], words[1]))
     return pairs
+
+
+def check_ca_bundle(path: str) -> str | None:
+    """A PEM file of CA certificates, or a directory of them (c_rehash'd, as OpenSSL reads it); NULL: none."""
+    if path.strip() in ("NULL", ""):
+        return None
+    full = _existing_absolute(path, "the CA bundle")
+    if os.path.isfile(full):
+        try:
+            ssl.create_default_context(cafile=full)
+        except (ssl.SSLError, ValueError) as exc:
+            raise InvalidValue(f"{full} holds no CA certificate in PEM form ({exc})") from None
+    return full
+
+
+def check_client_certificate(certificate: str, key: str | None) -> tuple[str | None, str | None]:
+    """A PEM client certificate and its key (or both in one file), loaded once to catch a mismatch; NULL: none."""
+    if certificate.strip() in ("NULL", ""):
+        if key is not None:
+            raise InvalidValue("a key needs its certificate")
+        return None, None
+    cert_path = _existing_absolute(certificate, "the client certificate")
+    key_path = _existing_absolute(key, "the client key") if key else None
+    try:
+        # No password: an encrypted key would make OpenSSL prompt on the daemon's absent terminal.
+        ssl.create_default_context().load_cert_chain(cert_path, key_path, password=lambda: b"")
+    except (ssl.SSLError, ValueError) as exc:
+        raise InvalidValue(
+            f"cannot use {cert_path} as a client certificate: {exc}",
+            hint="give a PEM certificate and its unencrypted PEM key (protect the key file with chmod 600)",
+        ) from None
+    return cert_path, key_path
+
+
+def _existing_absolute(path: str, what: str) -> str:
+    if not os.path.isabs(path):
+        raise InvalidValue(f"{what} must be an absolute path, not {path!r}")
+    full = os.path.normpath(path)
+    if not os.path.exists(full):
+        raise InvalidValue(f"{what} {full} does not exist")
+    if not os.access(full, os.R_OK):
+        raise InvalidValue(f"{what} {full} is not readable", code=HResult.E_ACCESSDENIED)
+    return full

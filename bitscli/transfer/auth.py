@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ _SCHEME_CHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110 §5.6.2
 _SCHEME_START = re.compile(rf"(?:^|,)\s*({_SCHEME_CHARS})(?=\s|,|$)(?!\s*=)")
 _NAMES = {"basic": AuthScheme.BASIC, "digest": AuthScheme.DIGEST, "ntlm": AuthScheme.NTLM,
           "negotiate": AuthScheme.NEGOTIATE}  # fmt: skip
+_WIRE_NAMES = {AuthScheme.NTLM: "NTLM", AuthScheme.NEGOTIATE: "Negotiate"}
 _STRONGEST_FIRST = (AuthScheme.NEGOTIATE, AuthScheme.NTLM, AuthScheme.DIGEST, AuthScheme.BASIC)
 
 
@@ -27,7 +29,7 @@ class Login:
     password: str | None = field(default=None, repr=False)  # a secret: never printed
 
 
-class LoginUnavailable(Exception):
+class LoginUnavailable(http.client.HTTPException):
     """The scheme the peer asked for needs an optional package that is not installed."""
 
     def __init__(self, scheme: str, extra: str) -> None:
@@ -83,7 +85,7 @@ class Authenticator:
                 self._handshakes.pop(peer)
                 return None  # the handshake was refused: the 401 stands
             out = context.step(base64.b64decode(token))
-            return f"{scheme.name.title()} {base64.b64encode(out).decode()}" if out else None
+            return f"{_WIRE_NAMES[scheme]} {base64.b64encode(out).decode()}" if out else None
         usable = [s for s in _STRONGEST_FIRST if s in offered and s in self.logins]
         if not usable:
             return None
@@ -108,7 +110,7 @@ class Authenticator:
             return str(digest.build_digest_header(method, url))
         context = _spnego_client(login, scheme, host)
         self._handshakes[peer] = (context, scheme)
-        return f"{scheme.name.title()} {base64.b64encode(context.step()).decode()}"
+        return f"{_WIRE_NAMES[scheme]} {base64.b64encode(context.step()).decode()}"
 
     def done(self, peer: str) -> None:
         """The peer accepted the request: a finished NTLM or Negotiate handshake is dropped."""

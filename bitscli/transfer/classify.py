@@ -10,6 +10,7 @@ import h11
 
 from bitscli.errors import HResult, http_status
 from bitscli.model import ErrorContext
+from bitscli.transfer.auth import LoginUnavailable
 from bitscli.transfer.connection import HeadersTooLarge, ProxyRefused, ProxyUnreachable
 
 
@@ -70,6 +71,11 @@ def parse_retry_after(value: str, now: float) -> float | None:
 
 def transport_error(exc: BaseException, url: str) -> TransferError:
     """A network failure from requests/urllib3/socket: always transient, except TLS verification."""
+    if isinstance(exc, LoginUnavailable):
+        return TransferError(
+            f"{exc} (for {url})", code=HResult.BG_E_INVALID_AUTH_SCHEME, context=ErrorContext.REMOTE_FILE,
+            transient=False,
+        )  # fmt: skip
     if isinstance(exc, ProxyRefused):
         return TransferError(
             f"{exc} for {url}", code=http_status(exc.status), context=ErrorContext.GENERAL_TRANSPORT,

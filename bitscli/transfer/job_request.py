@@ -30,8 +30,10 @@ def request_options(job: Job, url: str) -> dict[str, Any]:
     flags = job.security_flags
     ignore_certificate = flags & (SecurityFlags.IGNORE_CERT_DATE_INVALID | SecurityFlags.IGNORE_UNKNOWN_CA
                                   | SecurityFlags.IGNORE_CERT_WRONG_USAGE)  # fmt: skip
+    cert = (job.client_certificate, job.client_key) if job.client_certificate else None
     return {
-        "verify": False if ignore_certificate else _ca_bundle(),
+        "verify": False if ignore_certificate else job.ca_bundle or _ca_bundle(),
+        "cert": cert,
         "check_hostname": not flags & SecurityFlags.IGNORE_CERT_CN_INVALID,
         "logins": tuple(_login(c) for c in job.credentials if c.target is AuthTarget.SERVER),
         "proxy_logins": tuple(_login(c) for c in job.credentials if c.target is AuthTarget.PROXY),
