@@ -1,7 +1,8 @@
-"""The Clock protocol (wall time, monotonic time, sleep) and the real clock; tests inject a fake."""
+"""The Clock protocol (wall time, monotonic time, sleep, wait) and the real clock; tests inject a fake."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 
@@ -17,6 +18,10 @@ class Clock(Protocol):
 
     def sleep(self, seconds: float) -> None: ...
 
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Sleep up to ``seconds``, or less once ``event`` is set; True when it is (a paced read, stopped)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> float:
@@ -27,3 +32,6 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(seconds)

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Any
 
+from bitscli.inputs.fields import format_rate
 from bitscli.inputs.names import redact_text
 from bitscli.model import UNKNOWN, Job, JobState
 from bitscli.output import human_size, job_line, line
@@ -83,7 +84,7 @@ class Monitor:
         if self._live is None:
             for job in jobs:
                 rate = rates.get(job.id)
-                line(job_line(job) + (f" {human_size(int(rate))}/s" if rate else ""))
+                line(job_line(job) + (f" {_rate_cell(rate, job.max_bandwidth)}" if rate or job.max_bandwidth else ""))
             line("")
             sys.stdout.flush()
             return
@@ -122,7 +123,7 @@ class Monitor:
                 "GUID": job.id,
                 "STATE": job.state.name,
                 "FILES": f"{job.files_transferred}/{job.files_total}",
-                "RATE": f"{human_size(int(rate))}/s" if rate else "",
+                "RATE": _rate_cell(rate, job.max_bandwidth),
                 "BYTES": f"{human_size(job.bytes_transferred)}/{human_size(job.bytes_total)}{percent}",
                 "PROGRESS": ProgressBar(total=total or 1, completed=job.bytes_transferred if total else 0, width=20),
                 "NAME / LAST ERROR": redact_text(note),
@@ -133,3 +134,9 @@ class Monitor:
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
+
+
+def _rate_cell(rate: float | None, cap: int) -> str:
+    """The rate seen, and the job's cap beside it when it has one: ``1.9 MiB/s (cap 2 MiB/s)``."""
+    seen = f"{human_size(int(rate))}/s" if rate else ""
+    return f"{seen} (cap {format_rate(cap)})".strip() if cap else seen

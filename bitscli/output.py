@@ -9,7 +9,7 @@ import traceback
 from typing import Any
 
 from bitscli.errors import BitsError, format_hresult
-from bitscli.inputs.fields import format_acl_flags
+from bitscli.inputs.fields import format_acl_flags, format_rate
 from bitscli.inputs.names import redact_text, redact_url
 from bitscli.inputs.network import redact_header
 from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags, SecurityFlags
@@ -141,6 +141,7 @@ def verbose_block(job: Job) -> str:
         f"ACL FLAGS: {format_acl_flags(job.acl_flags) or 'NONE'}",
         f"CUSTOM HEADERS: {_header_names(job)}",
         f"CREDENTIALS: {_credential_names(job)}",
+        f"MAX BANDWIDTH: {format_rate(job.max_bandwidth)}",
         f"CA BUNDLE: {job.ca_bundle or 'SYSTEM'} CLIENT CERTIFICATE: {job.client_certificate or 'NONE'}",
     ]
     if job.type.label == "UPLOAD-REPLY":
@@ -220,6 +221,7 @@ def job_json(job: Job) -> dict[str, Any]:
             "acl_flags": format_acl_flags(job.acl_flags),
             "dynamic": job.dynamic,
             "reply_file_name": job.reply_file_name,
+            "max_bandwidth": job.max_bandwidth or None,
             "ca_bundle": job.ca_bundle,
             "client_certificate": job.client_certificate,
         },

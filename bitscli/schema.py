@@ -20,7 +20,7 @@ from bitscli.model import (
     UploadState,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -122,6 +122,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN client_certificate TEXT",
         "ALTER TABLE jobs ADD COLUMN client_key TEXT",
     ),
+    (  # 7: a job's own bandwidth cap (setmaxbandwidth)
+        "ALTER TABLE jobs ADD COLUMN max_bandwidth INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 JOB_FIELDS = (
@@ -130,7 +133,7 @@ JOB_FIELDS = (
     "min_retry_delay", "no_progress_timeout", "max_download_time", "proxy_usage", "proxy_list",
     "proxy_bypass_list", "custom_headers", "custom_headers_write_only", "security_flags", "http_method",
     "acl_flags", "dynamic", "reply_file_name", "error_count", "retry_at", "transient_since", "active_seconds",
-    "notified_state", "notify_retry_at", "ca_bundle", "client_certificate", "client_key",
+    "notified_state", "notify_retry_at", "ca_bundle", "client_certificate", "client_key", "max_bandwidth",
 )  # fmt: skip
 ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS

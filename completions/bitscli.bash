@@ -5,7 +5,7 @@ _bitscli() {
     local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}" opts="" subs=""
     local IFS=$'\n'
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -33,6 +33,7 @@ _bitscli() {
         getfilestotal) opts='--json --raw --help' ;;
         getfilestransferred) opts='--json --raw --help' ;;
         gethttpmethod) opts='--json --raw --help' ;;
+        getmaxbandwidth) opts='--json --raw --help' ;;
         getmaxdownloadtime) opts='--json --raw --help' ;;
         getminretrydelay) opts='--json --raw --help' ;;
         getmodificationtime) opts='--json --raw --help' ;;
@@ -73,6 +74,7 @@ _bitscli() {
         setdisplayname) opts='--help' ;;
         setdynamic) opts='--help' ;;
         sethttpmethod) opts='--help' ;;
+        setmaxbandwidth) opts='--help' ;;
         setmaxdownloadtime) opts='--help' ;;
         setminretrydelay) opts='--help' ;;
         setnoprogresstimeout) opts='--help' ;;
@@ -84,14 +86,14 @@ _bitscli() {
         setsecurityflags) opts='--help' ;;
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
-        transfer) opts='--acl-flags --download --dynamic --no-daemon-start --priority --upload --upload-reply --help' ;;
+        transfer) opts='--acl-flags --download --dynamic --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
         wait) opts='--timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))
     elif [[ -n $subs && $COMP_CWORD -eq 2 ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$subs" -- "$cur"))
-    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
+    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
         COMPREPLY=($(compgen -W "$(_bitscli_jobs)" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))

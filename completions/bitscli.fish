@@ -88,6 +88,10 @@ complete -c bitscli -n __fish_use_subcommand -a gethttpmethod -d 'The HTTP metho
 complete -c bitscli -n '__fish_seen_subcommand_from gethttpmethod' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from gethttpmethod' -l raw
 complete -c bitscli -n '__fish_seen_subcommand_from gethttpmethod' -l help
+complete -c bitscli -n __fish_use_subcommand -a getmaxbandwidth -d 'The jobs own rate cap (NONE no cap of its own) the JSON value is bytes a second.'
+complete -c bitscli -n '__fish_seen_subcommand_from getmaxbandwidth' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from getmaxbandwidth' -l raw
+complete -c bitscli -n '__fish_seen_subcommand_from getmaxbandwidth' -l help
 complete -c bitscli -n __fish_use_subcommand -a getmaxdownloadtime -d 'Maximum seconds of transfer.'
 complete -c bitscli -n '__fish_seen_subcommand_from getmaxdownloadtime' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getmaxdownloadtime' -l raw
@@ -243,6 +247,8 @@ complete -c bitscli -n __fish_use_subcommand -a setdynamic -d 'Dynamic content n
 complete -c bitscli -n '__fish_seen_subcommand_from setdynamic' -l help
 complete -c bitscli -n __fish_use_subcommand -a sethttpmethod -d 'The HTTP verb to use instead of GET.'
 complete -c bitscli -n '__fish_seen_subcommand_from sethttpmethod' -l help
+complete -c bitscli -n __fish_use_subcommand -a setmaxbandwidth -d 'Cap the jobs rate at any priority 20MB (powers of 1000), 512KiB or 1.5M (of 1024), bytes 0 or none no cap.'
+complete -c bitscli -n '__fish_seen_subcommand_from setmaxbandwidth' -l help
 complete -c bitscli -n __fish_use_subcommand -a setmaxdownloadtime -d 'Seconds of transferring before ERROR (default 7776000).'
 complete -c bitscli -n '__fish_seen_subcommand_from setmaxdownloadtime' -l help
 complete -c bitscli -n __fish_use_subcommand -a setminretrydelay -d 'Seconds to wait after a transient error (default 600, at least 5).'
@@ -269,6 +275,7 @@ complete -c bitscli -n __fish_use_subcommand -a transfer -d 'Create a job, trans
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l acl-flags
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l download
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l dynamic
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l max-bandwidth
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l priority
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload
@@ -277,5 +284,5 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
 complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.'
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l help
-complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
+complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
 complete -c bitscli -n 'not __fish_use_subcommand' -F

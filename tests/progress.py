@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bitscli.transfer.types import Version
+from bitscli.transfer.types import CHUNK, Version
 
 
 class Checkpoints:
@@ -21,3 +21,6 @@ class Checkpoints:
     def stop_requested(self) -> bool:
         self.checks += 1
         return self.stop_at is not None and self.checks >= self.stop_at
+
+    def pace(self, nbytes: int) -> int:
+        return CHUNK  # unpaced

@@ -42,6 +42,9 @@ class Recorder:
     def stop_requested(self) -> bool:
         return self.stop_after is not None and bool(self.checkpoints) and self.checkpoints[-1][0] >= self.stop_after
 
+    def pace(self, nbytes: int) -> int:
+        return 1 << 20  # unpaced: the engine's largest read
+
     @property
     def offset(self) -> int:
         return self.checkpoints[-1][0]

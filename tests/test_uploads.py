@@ -406,6 +406,9 @@ def test_a_stop_inside_a_fragment_keeps_the_servers_bytes_and_resumes(tmp_path: 
         def now(self) -> float:
             return 0.0
 
+        def pace(self, nbytes: int) -> int:
+            return 1 << 20
+
     source = tmp_path / "stop.bin"
     source.write_bytes(os.urandom(3_000_000))
     root = tmp_path / "served"

@@ -7,6 +7,7 @@ import typer
 from bitscli import output
 from bitscli.cli.params import IndexArg, JobArg, JsonOpt, RawOpt, context
 from bitscli.errors import HResult, InvalidState
+from bitscli.inputs import fields
 from bitscli.inputs.fields import format_acl_flags
 from bitscli.model import UNKNOWN, Job
 from bitscli.service import jobs, properties, replies
@@ -131,6 +132,11 @@ _GETTERS: dict[str, tuple[str, Render, str]] = {
         "ACL flag letters from OGDS.",
     ),
     "getdynamic": ("dynamic", lambda j: (str(j.dynamic).upper(), j.dynamic), "TRUE for dynamic content."),
+    "getmaxbandwidth": (
+        "max_bandwidth",
+        lambda j: (fields.format_rate(j.max_bandwidth), j.max_bandwidth or None),
+        "The job's own rate cap (NONE: no cap of its own); the JSON value is bytes a second.",
+    ),
     "getcabundle": (
         "ca_bundle",
         lambda j: _text(j.ca_bundle),

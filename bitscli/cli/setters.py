@@ -128,6 +128,17 @@ def setdynamic(job: JobArg, value: Annotated[str, typer.Argument(metavar="TRUE|F
     output.line(f"Dynamic content set to {str(dynamic).upper()}.")
 
 
+@app.command("setmaxbandwidth", rich_help_panel=_PANEL)
+def setmaxbandwidth(job: JobArg, rate: Annotated[str, typer.Argument(metavar="RATE")]) -> None:
+    """Cap the job's rate at any priority: 20MB (powers of 1000), 512KiB or 1.5M (of 1024), bytes; 0 or none: no cap.
+
+    Example: bitscli setmaxbandwidth nightly 2MB
+    """
+    parsed = fields.parse_rate(rate)
+    properties.set_properties(context(), job, max_bandwidth=parsed)
+    output.line(f"Maximum bandwidth set to {fields.format_rate(parsed)}.")
+
+
 @app.command("setclientcertificate", rich_help_panel=_PANEL)
 def setclientcertificate(
     job: JobArg,

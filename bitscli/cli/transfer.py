@@ -7,7 +7,7 @@ import typer
 from bitscli import liveview, output
 from bitscli.cli.params import JobArg, context
 from bitscli.errors import InvalidValue
-from bitscli.inputs.fields import parse_acl_flags, parse_priority
+from bitscli.inputs.fields import parse_acl_flags, parse_priority, parse_rate
 from bitscli.model import JobType
 from bitscli.service import follow, jobs
 
@@ -25,6 +25,9 @@ def transfer(
     priority: Annotated[str, typer.Option("--priority", help="FOREGROUND, HIGH, NORMAL or LOW.")] = "NORMAL",
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic content: no HEAD, no ranges.")] = False,
     acl_flags: Annotated[str | None, typer.Option("--acl-flags", help="OGDS letters (file:// sources).")] = None,
+    max_bandwidth: Annotated[
+        str | None, typer.Option("--max-bandwidth", metavar="RATE", help="Cap the job's rate: 20MB, 512KiB, 1.5M.")
+    ] = None,
     no_daemon_start: Annotated[bool, typer.Option("--no-daemon-start", help="Do not start the daemon.")] = False,
 ) -> None:
     """Create a job, transfer it, wait and complete it; a fatal error cancels it (exit 10), Ctrl-C too (130).
@@ -37,10 +40,14 @@ def transfer(
         raise InvalidValue("files come in pairs: REMOTE LOCAL [REMOTE LOCAL]...")
     job_type = JobType.UPLOAD if upload else JobType.UPLOAD_REPLY if upload_reply else JobType.DOWNLOAD
     specs = [jobs.FileSpec(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
-    acl = parse_acl_flags(acl_flags) if acl_flags is not None else None  # every value checked before the job exists
+    settings: dict[str, object] = {}  # every value checked before the job exists
+    if acl_flags is not None:
+        settings["acl_flags"] = parse_acl_flags(acl_flags)
+    if max_bandwidth is not None:
+        settings["max_bandwidth"] = parse_rate(max_bandwidth)
     ctx = context()
     job, daemon_runs = follow.start_transfer(
-        ctx, name, job_type, parse_priority(priority), specs, dynamic, acl, start_daemon=not no_daemon_start
+        ctx, name, job_type, parse_priority(priority), specs, dynamic, start_daemon=not no_daemon_start, **settings
     )
     if not daemon_runs:
         output.warning("no daemon runs for this queue, so the job waits in QUEUED; start one: bitscli daemon start")

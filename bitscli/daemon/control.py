@@ -1,4 +1,4 @@
-"""A running job as the journal and the engines' reporters see it: its id, its stop event, its abort slot, the clock."""
+"""A running job as its reporters see it: its id, its stop event, its abort slot, its pace, and the clock."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bitscli.clock import Clock
+from bitscli.transfer.types import CHUNK
 
 
 @dataclass
@@ -17,6 +18,7 @@ class JobControl:
     clock: Clock
     stopping: threading.Event = field(default_factory=threading.Event)
     abort: Callable[[], None] | None = None  # breaks the blocked read or send of the transfer in flight
+    pace: Callable[[int], int] = field(default=lambda nbytes: CHUNK)  # the job's pacer (bandwidth.py): unpaced
 
     def stop(self) -> None:
         """Ask the transfer to stop; a blocked read is broken so this takes effect within a second."""

@@ -59,6 +59,9 @@ class Recorder:
     def stop_requested(self) -> bool:
         return self.control.stopping.is_set()
 
+    def pace(self, nbytes: int) -> int:
+        return self.control.pace(nbytes)
+
 
 def run(queue_path: Path, control: JobControl, journal: Journal, client: Client) -> None:
     """Fetch the job's unfinished files one after another, until none is left, it fails, or it must stop."""

@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 
 from bitscli.clock import Clock
-from bitscli.daemon import notify, scheduler, transitions, wakeup
+from bitscli.daemon import notify, policy, scheduler, transitions, wakeup
+from bitscli.daemon.bandwidth import Bandwidth
 from bitscli.daemon.worker import Worker
 from bitscli.model import Job, JobState
 from bitscli.partfiles import discard_all
@@ -36,6 +37,7 @@ class Daemon:
         self.slice_seconds = slice_seconds
         self.queue = open_queue(queue_path, durable=False)
         self.workers: dict[str, Worker] = {}
+        self.bandwidth = Bandwidth()  # the one limiter: every worker's reads and sends pass it
         self.cancelling: dict[str, threading.Thread] = {}  # Cancel-Session for cancelled upload jobs
         self.notifying: dict[str, threading.Thread] = {}  # notification command lines being run
         self.current: scheduler.Slice | None = None
@@ -71,9 +73,10 @@ class Daemon:
             if job_id not in plan.job_ids and not worker.stopping.is_set():
                 log.info("job %s: stopping its transfer", job_id)
                 worker.stop()
+        self.bandwidth.set_rates({j.id: policy.rate_for(j, now) for j in jobs if j.id in plan.job_ids})
         for job_id in plan.job_ids - set(self.workers):
             log.info("job %s: starting its transfer", job_id)
-            worker = Worker(self.queue_path, job_id, self.clock)
+            worker = Worker(self.queue_path, job_id, self.clock, self.bandwidth)
             self.workers[job_id] = worker
             worker.start()
         self._cancel_sessions()

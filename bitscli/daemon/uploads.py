@@ -41,6 +41,9 @@ class UploadRecorder:
     def stop_requested(self) -> bool:
         return self.control.stopping.is_set()
 
+    def pace(self, nbytes: int) -> int:
+        return self.control.pace(nbytes)
+
     def _active(self) -> float:
         now = self.control.clock.monotonic()
         active, self._last = now - self._last, now

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bitscli.clock import Clock
 from bitscli.daemon import transitions, wakeup
+from bitscli.daemon.bandwidth import Bandwidth, Pacer
 from bitscli.daemon.control import JobControl
 from bitscli.daemon.journal import Journal
 from bitscli.errors import BitsError, HResult
@@ -21,10 +22,14 @@ log = logging.getLogger("bitscli.daemon")
 class Worker(threading.Thread):
     """Transfers one job until it is done, fails, or the daemon asks it to stop."""
 
-    def __init__(self, queue_path: Path, job_id: str, clock: Clock) -> None:
+    def __init__(self, queue_path: Path, job_id: str, clock: Clock, bandwidth: Bandwidth | None = None) -> None:
         super().__init__(name=f"job-{job_id}", daemon=True)
         self.queue_path = queue_path
+        self.bandwidth = bandwidth or Bandwidth()
         self.control = JobControl(job_id, clock)
+        stopping = self.control.stopping
+        pacer = Pacer(lambda: self.bandwidth.rate(job_id), clock.monotonic, lambda s: clock.wait(stopping, s))
+        self.control.pace = pacer.take
 
     @property
     def stopping(self) -> threading.Event:
@@ -39,7 +44,7 @@ class Worker(threading.Thread):
 
         job_id = self.control.job_id
         queue = open_queue(self.queue_path, durable=False)
-        client = Client()
+        client = Client(receive_buffer=lambda: self.bandwidth.receive_buffer(job_id))
         journal = Journal(self.control, queue)
         try:
             with queue.read() as tx:

@@ -191,3 +191,38 @@ def parse_notify_command(program: str, parameters: str | None) -> tuple[str | No
                 hint=f'for example: setnotifycmdline JOB {prog} "{os.path.basename(prog)} ARG..."',
             )
     return prog, params
+
+
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)(?:/s)?\s*$", re.IGNORECASE)
+_RATE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+MAX_RATE = 1 << 40  # a terabyte a second: anything above is a typo
+
+
+def parse_rate(value: str) -> int:
+    """Bytes a second: ``20MB`` (powers of 1000), ``512KiB`` and curl's and rclone's bare ``1.5M`` (powers of
+    1024), or a plain number; ``0`` or ``none`` for no cap."""
+    if value.strip().lower() in ("0", "none", "off", "null", "unlimited"):
+        return 0
+    match = _RATE_RE.match(value)
+    if not match:
+        raise InvalidValue(
+            f"bad rate {value!r}", hint="a number of bytes a second, or with a unit: 20MB, 512KiB, 1.5M; 0 for none"
+        )
+    number, prefix, binary, byte = match.groups()
+    base = 1000 if prefix and byte and not binary else 1024  # KB, MB: SI; KiB, K, M: binary, as curl and rclone
+    rate = float(number) * base ** _RATE_POWERS[prefix.lower()]
+    if not 1 <= rate <= MAX_RATE:
+        raise InvalidValue(f"rate {value!r} is out of range", hint="from 1 byte a second; 0 for no cap")
+    return int(rate)
+
+
+def format_rate(rate: int) -> str:
+    """``2.5 MiB/s``; ``NONE`` for no cap."""
+    if not rate:
+        return "NONE"
+    value, unit = float(rate), "B/s"
+    for next_unit in ("KiB/s", "MiB/s", "GiB/s"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, next_unit
+    return f"{value:.4g} {unit}"

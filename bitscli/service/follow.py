@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from bitscli.errors import BitsError, Interrupted, InvalidState, TransferFailed, WaitTimeout
 from bitscli.model import Job, JobPriority, JobState, JobType
-from bitscli.service import completion, jobs, properties
+from bitscli.service import completion, jobs
 from bitscli.service.context import Context
 
 # How often the queue's data_version (a cheap read) is checked for the daemon's commits: a fiftieth of the time
@@ -22,12 +22,10 @@ Show = Callable[[Job], None]  # the caller's progress view
 
 def start_transfer(
     ctx: Context, name: str, job_type: JobType, priority: JobPriority, specs: Sequence[jobs.FileSpec],
-    dynamic: bool, acl_flags: int | None, *, start_daemon: bool,
+    dynamic: bool, *, start_daemon: bool, **settings: object,
 ) -> tuple[Job, bool]:  # fmt: skip
     """Create, fill and resume the job (a bad file creates none) and wake the daemon; (job, a daemon runs)."""
-    job = jobs.create_transfer(ctx, name, job_type, priority, specs, dynamic)
-    if acl_flags is not None:
-        job = properties.set_properties(ctx, job.id, acl_flags=acl_flags)
+    job = jobs.create_transfer(ctx, name, job_type, priority, specs, dynamic, **settings)
     return job, _daemon_runs(start_daemon)
 
 

@@ -78,13 +78,19 @@ def _check_job_quota(ctx: Context, tx: Transaction, now: float) -> None:
 
 
 def create_transfer(
-    ctx: Context, name: str, job_type: JobType, priority: JobPriority, specs: Sequence[FileSpec], dynamic: bool
-) -> Job:
-    """Create, fill and resume a job in one transaction: a bad file creates no job (BitsAdmin /TRANSFER)."""
+    ctx: Context, name: str, job_type: JobType, priority: JobPriority, specs: Sequence[FileSpec], dynamic: bool,
+    **settings: object,
+) -> Job:  # fmt: skip
+    """Create, fill and resume a job in one transaction: a bad file creates no job (BitsAdmin /TRANSFER).
+
+    ``settings`` are job properties (acl_flags, max_bandwidth) in force from the first byte.
+    """
     job = _new_job(ctx, name, job_type, priority)
     now = job.creation_time
     if dynamic:
         job = actions.set_dynamic(job, True, now)
+    if settings:
+        job = actions.modify(job, now, "create", **settings)
     writable_dirs: set[str] = set()
     files = tuple(_checked_file(job, spec, ctx.config, writable_dirs) for spec in specs)
     job = actions.resume(actions.add_files(job, files, now, ctx.config.max_files_per_job), now)

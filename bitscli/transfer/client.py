@@ -66,7 +66,8 @@ class Client:
     framing rules for all. Made and used by one thread (the job's worker); abort() is the one call for others.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, receive_buffer: Callable[[], int | None] | None = None) -> None:
+        self._receive_buffer = receive_buffer or (lambda: None)  # SO_RCVBUF for new sockets: a paced job's
         self._connections: dict[tuple[object, ...], Connection] = {}
         self._logins: dict[tuple[str, tuple[Login, ...]], Authenticator] = {}
         self._active: Connection | None = None  # the connection of the request in flight
@@ -179,7 +180,7 @@ class Client:
                 connection.close()
                 self._active = connection
                 login = _proxy_login(proxies, proxy_peer, url) if connection.tunnel and proxies else None
-                connection.open(timeout[0], login)
+                connection.open(timeout[0], login, self._receive_buffer())
             self._active = connection
             return Response(connection.exchange(method, target, headers, body, timeout[1]))
         except BaseException:

@@ -86,11 +86,17 @@ class Connection:
         self.reader: Any = None  # a buffered reader on the socket (socket.makefile)
         self.served = 0  # responses read on this socket
 
-    def open(self, connect_timeout: float, proxy_login: ProxyLogin | None = None) -> None:
-        """Connect: to the origin, or to the proxy (a CONNECT tunnel through it for TLS), then TLS if asked."""
+    def open(
+        self, connect_timeout: float, proxy_login: ProxyLogin | None = None, receive_buffer: int | None = None
+    ) -> None:
+        """Connect: to the origin, or to the proxy (a CONNECT tunnel through it for TLS), then TLS if asked.
+
+        ``receive_buffer`` (SO_RCVBUF) is set before the connection is made, so the window it advertises fits:
+        a job paced to a low rate then slows the sender instead of taking seconds of data in one burst.
+        """
         host, port = self.proxy or self.origin
         try:
-            sock = socket.create_connection((host, port), timeout=connect_timeout)
+            sock = _connect(host, port, connect_timeout, receive_buffer)
         except OSError as exc:
             if self.proxy is None:
                 raise
@@ -258,6 +264,24 @@ class WireResponse:
                     pass
         if not (self.ended and self.keep_alive):
             self.connection.close()
+
+
+def _connect(host: str, port: int, timeout: float, receive_buffer: int | None) -> socket.socket:
+    if receive_buffer is None:
+        return socket.create_connection((host, port), timeout=timeout)
+    failure: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        return sock
+    raise failure
 
 
 def _tokens(values: list[str] | None) -> set[str]:

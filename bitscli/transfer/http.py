@@ -14,7 +14,8 @@ from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
 from bitscli.transfer import direct, files, sink
 from bitscli.transfer.classify import TransferError, http_error, local_error, protocol_error, transport_error
 from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
-from bitscli.transfer.types import CHUNK, Download, Progress, Version
+from bitscli.transfer.pacing import paced_into, paced_read
+from bitscli.transfer.types import Download, Progress, Version
 
 MAX_REDIRECTS = 10
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
@@ -292,11 +293,12 @@ def stream(
     writer: sink.PartWriter
     if readinto1 and direct_fd is not None:
         writer = around = direct.DirectPartWriter(direct_fd, fd, offset, progress, version, url)
-        offset = around.pump_into(readinto1, progress.stop_requested, TRANSPORT_ERRORS, read_error)
+        into = paced_into(readinto1, progress.pace)
+        offset = around.pump_into(into, progress.stop_requested, TRANSPORT_ERRORS, read_error)
     else:
         writer = sink.PartWriter(fd, offset, progress, version, url)
-        read = _bounded(response, limit - offset) if limit != UNKNOWN else lambda: response.read1(CHUNK)
-        offset = writer.pump(read, progress.stop_requested, TRANSPORT_ERRORS, read_error)
+        read = _bounded(response, limit - offset) if limit != UNKNOWN else response.read1
+        offset = writer.pump(paced_read(read, progress.pace), progress.stop_requested, TRANSPORT_ERRORS, read_error)
     if limit != UNKNOWN and offset == limit and response.read1(1):
         writer.save()
         raise protocol_error(f"{url} sent more than the {limit} bytes it announced; the rest was not stored")
@@ -306,14 +308,14 @@ def stream(
     return Version(offset, version.etag, version.last_modified)
 
 
-def _bounded(response: Response, left: int) -> Callable[[], bytes]:
+def _bounded(response: Response, left: int) -> Callable[[int], bytes]:
     """read1 that never returns bytes past ``left`` more of them (a body must end where it said it would)."""
 
-    def read() -> bytes:
+    def read(size: int) -> bytes:
         nonlocal left
         if left <= 0:
             return b""
-        data = response.read1(min(CHUNK, left))
+        data = response.read1(min(size, left))
         left -= len(data)
         return data
 

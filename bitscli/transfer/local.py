@@ -11,6 +11,7 @@ from bitscli.errors import HResult
 from bitscli.model import UNKNOWN, ErrorContext
 from bitscli.transfer import files, sink
 from bitscli.transfer.classify import TransferError, local_error
+from bitscli.transfer.pacing import paced_read
 from bitscli.transfer.types import CHUNK, Download, Progress, Stopped, Version
 
 KERNEL_CHUNK = 8 << 20  # bytes per copy_file_range call: a stop is seen between calls
@@ -62,13 +63,15 @@ def _copy_in_kernel(src_fd: int, fd: int, offset: int, version: Version, progres
     if not hasattr(os, "copy_file_range") or version.size in (UNKNOWN, 0):
         return offset
     syncer = sink.Syncer(fd, progress, version, url)
+    allowed = _kernel_step(progress.pace(0))
     try:
         while offset < version.size:
             if progress.stop_requested():
                 syncer.save(offset)
                 raise Stopped
             try:
-                copied = os.copy_file_range(src_fd, fd, min(KERNEL_CHUNK, version.size - offset), offset, offset)
+                size = min(KERNEL_CHUNK, version.size - offset, allowed)
+                copied = os.copy_file_range(src_fd, fd, size, offset, offset)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                     raise local_error(exc, "part file") from None  # only the part file grows
@@ -76,10 +79,16 @@ def _copy_in_kernel(src_fd: int, fd: int, offset: int, version: Version, progres
             if not copied:  # the source shrank: the read path finds the end
                 break
             offset += copied
+            allowed = _kernel_step(progress.pace(copied))
             syncer.maybe_checkpoint(offset)
     finally:
         syncer.finish()
     return offset
+
+
+def _kernel_step(paced: int) -> int:
+    """How much one copy_file_range may move: the pace's size for a paced job, else KERNEL_CHUNK."""
+    return KERNEL_CHUNK if paced >= CHUNK else paced
 
 
 def _copy(src: BinaryIO, fd: int, offset: int, version: Version, progress: Progress, url: str) -> Version:
@@ -87,9 +96,8 @@ def _copy(src: BinaryIO, fd: int, offset: int, version: Version, progress: Progr
     src.seek(offset)
     os.lseek(fd, offset, os.SEEK_SET)  # copy_file_range wrote at explicit offsets and left the position alone
     writer = sink.PartWriter(fd, offset, progress, version, url)
-    offset = writer.pump(
-        lambda: src.read(CHUNK), progress.stop_requested, (OSError,), lambda exc: _source_error(exc, url)
-    )
+    read = paced_read(src.read, progress.pace)
+    offset = writer.pump(read, progress.stop_requested, (OSError,), lambda exc: _source_error(exc, url))
     return Version(offset, None, version.last_modified)
 
 

@@ -59,6 +59,10 @@ class Events(Protocol):
 
     def now(self) -> float: ...
 
+    def pace(self, nbytes: int) -> int:
+        """``nbytes`` were just sent or received: wait while they are ahead of the job's rate; the next size."""
+        ...
+
 
 def local_stamp(path: str) -> tuple[str, int]:
     """What identifies this version of the local file (size, mtime, inode), and its size."""
@@ -293,15 +297,17 @@ def _file_body(fd: int, offset: int, length: int, events: Events) -> Iterator[by
     A stop (suspend, cancel, pre-emption) ends the fragment between reads; the server keeps the contiguous
     bytes it got, and the next run goes on from its BITS-Received-Content-Range.
     """
+    step = min(READ_CHUNK, events.pace(0))
     while length > 0:
         if events.stop_requested():
             raise Stopped
-        data = os.pread(fd, min(READ_CHUNK, length), offset)
+        data = os.pread(fd, min(step, length), offset)
         if not data:
             raise _ShortRead
         yield data
         offset += len(data)
         length -= len(data)
+        step = min(READ_CHUNK, events.pace(len(data)))  # the bytes are on their way: pace the next
 
 
 def answer_error(response: Response, url: str) -> TransferError:
@@ -343,6 +349,9 @@ def fetch_reply(client: Client, up: Upload, state: UploadState, part: str, event
 
         def stop_requested(self) -> bool:
             return events.stop_requested()
+
+        def pace(self, nbytes: int) -> int:
+            return events.pace(nbytes)
 
     download = Download(
         url=state.reply_url, part=part, offset=state.reply_transferred,
