@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from bitscli import paths
 from bitscli.errors import ConfigError
+from bitscli.policy import Policy, PolicyError, from_table
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Config:
     history_days: int = 30  # how long finished jobs stay visible to `list --all` and GUID look-ups
     job_inactivity_days: int = 90  # JobInactivityTimeout: a job untouched this long is cancelled (bits.md §5)
     allow_notify_command_line: bool = True  # bits.md §6: a known persistence technique; policy can forbid it
+    bandwidth: Policy = field(default_factory=Policy)  # the [bandwidth] table (policy.py)
 
 
 _SECTIONS = {
@@ -45,11 +47,18 @@ def load(path: Path | None = None) -> Config:
 
 
 def _from_document(doc: dict[str, object], path: Path) -> Config:
-    defaults: dict[str, object] = {f.name: f.default for f in fields(Config)}
+    defaults: dict[str, object] = {f.name: f.default for f in fields(Config) if f.name != "bandwidth"}
     values: dict[str, object] = {}
     for section, table in doc.items():
+        if section == "bandwidth" and isinstance(table, dict):
+            try:
+                values["bandwidth"] = from_table(table)
+            except PolicyError as exc:
+                raise ConfigError(f"{path}: {exc}", hint="see README: Polite by default") from None
+            continue
         if section not in _SECTIONS or not isinstance(table, dict):
-            raise ConfigError(f"{path}: unknown section [{section}]", hint=f"known: {', '.join(_SECTIONS)}")
+            known = ", ".join([*_SECTIONS, "bandwidth"])
+            raise ConfigError(f"{path}: unknown section [{section}]", hint=f"known: {known}")
         for key, value in table.items():
             if key not in _SECTIONS[section]:
                 raise ConfigError(f"{path}: unknown setting {section}.{key}")

@@ -9,7 +9,8 @@ from typing import Any
 from bitscli.inputs.fields import format_rate
 from bitscli.inputs.names import redact_text
 from bitscli.model import UNKNOWN, Job, JobState
-from bitscli.output import human_size, job_line, line
+from bitscli.output import allowed_text, human_size, job_line, line
+from bitscli.policy import Allowed
 
 
 class TransferView:
@@ -79,16 +80,18 @@ class Monitor:
         else:
             line(f"MONITORING BACKGROUND COPY MANAGER({self.refresh:g} second refresh)")
 
-    def show(self, jobs: list[Job]) -> None:
+    def show(self, jobs: list[Job], allowed: dict[str, Allowed] | None = None) -> None:
+        """Redraw; ``allowed``: what the bandwidth policy gives each job the daemon has work for."""
         rates = self._rates(jobs)
+        allowed = allowed or {}
         if self._live is None:
             for job in jobs:
-                rate = rates.get(job.id)
-                line(job_line(job) + (f" {_rate_cell(rate, job.max_bandwidth)}" if rate or job.max_bandwidth else ""))
+                cell = _rate_cell(rates.get(job.id), allowed.get(job.id))
+                line(job_line(job) + (f" {cell}" if cell else ""))
             line("")
             sys.stdout.flush()
             return
-        self._live.update(self._table(jobs, rates), refresh=True)
+        self._live.update(self._table(jobs, rates, allowed), refresh=True)
 
     def _rates(self, jobs: list[Job]) -> dict[str, float]:
         now = time.monotonic()
@@ -100,7 +103,7 @@ class Monitor:
             self._previous[job.id] = (job.bytes_transferred, now)
         return rates
 
-    def _table(self, jobs: list[Job], rates: dict[str, float]) -> Any:
+    def _table(self, jobs: list[Job], rates: dict[str, float], allowed: dict[str, Allowed]) -> Any:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
@@ -123,7 +126,7 @@ class Monitor:
                 "GUID": job.id,
                 "STATE": job.state.name,
                 "FILES": f"{job.files_transferred}/{job.files_total}",
-                "RATE": _rate_cell(rate, job.max_bandwidth),
+                "RATE": _rate_cell(rate, allowed.get(job.id)),
                 "BYTES": f"{human_size(job.bytes_transferred)}/{human_size(job.bytes_total)}{percent}",
                 "PROGRESS": ProgressBar(total=total or 1, completed=job.bytes_transferred if total else 0, width=20),
                 "NAME / LAST ERROR": redact_text(note),
@@ -136,7 +139,11 @@ class Monitor:
             self._live.stop()
 
 
-def _rate_cell(rate: float | None, cap: int) -> str:
-    """The rate seen, and the job's cap beside it when it has one: ``1.9 MiB/s (cap 2 MiB/s)``."""
+def _rate_cell(rate: float | None, allowed: Allowed | None) -> str:
+    """The rate seen, and what the job may use beside it: ``1.9 MiB/s (cap 2 MiB/s)``, ``(waiting ...)``."""
     seen = f"{human_size(int(rate))}/s" if rate else ""
-    return f"{seen} (cap {format_rate(cap)})".strip() if cap else seen
+    if allowed is None or allowed.rate is None:
+        return seen
+    if allowed.rate == 0:
+        return f"{seen} {allowed_text(allowed)}".strip()
+    return f"{seen} (cap {format_rate(allowed.rate)}: {allowed.why})".strip()

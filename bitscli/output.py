@@ -13,6 +13,7 @@ from bitscli.inputs.fields import format_acl_flags, format_rate
 from bitscli.inputs.names import redact_text, redact_url
 from bitscli.inputs.network import redact_header
 from bitscli.model import UNKNOWN, Job, JobFile, NotifyFlags, SecurityFlags
+from bitscli.policy import Allowed
 
 JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the documented JSON (README)
 
@@ -242,11 +243,31 @@ def file_json(index: int, f: JobFile) -> dict[str, Any]:
     }
 
 
-def info(job: Job, *, verbose: bool, as_json: bool) -> None:
+def info(job: Job, *, verbose: bool, as_json: bool, allowed: Allowed | None = None) -> None:
+    """One job; ``allowed``: the rate the bandwidth policy gives it now, for a job the daemon has work for."""
     if as_json:
-        _json({"schema": JSON_SCHEMA_VERSION, "job": job_json(job)})
-    else:
-        line(verbose_block(job) if verbose else job_line(job))
+        document = job_json(job)
+        if allowed is not None:
+            document["allowed_rate"] = {
+                "bytes_per_second": allowed.rate, "why": allowed.why,
+                "until": iso_time(allowed.until) if allowed.until is not None else None,
+            }  # fmt: skip
+        _json({"schema": JSON_SCHEMA_VERSION, "job": document})
+        return
+    text = verbose_block(job) if verbose else job_line(job)
+    if allowed is not None and (verbose or allowed.rate == 0):
+        text += ("\n" if verbose else " ") + allowed_text(allowed)
+    line(text)
+
+
+def allowed_text(allowed: Allowed) -> str:
+    """``waiting for the bandwidth window (until Mon 19:00)``, or ``ALLOWED RATE: 2 MiB/s (work hours (LOW))``."""
+    until = f" until {time.strftime('%a %H:%M', time.localtime(allowed.until))}" if allowed.until else ""
+    if allowed.rate == 0:
+        return f"(waiting for the bandwidth window: {allowed.why}{until})"
+    if allowed.rate is None:
+        return "ALLOWED RATE: NO LIMIT"
+    return f"ALLOWED RATE: {format_rate(allowed.rate)} ({allowed.why}{until})"
 
 
 def jobs(items: list[Job], *, verbose: bool, as_json: bool) -> None:

@@ -13,6 +13,9 @@ complete -c bitscli -n __fish_use_subcommand -a complete -d 'Finish a job move i
 complete -c bitscli -n '__fish_seen_subcommand_from complete' -l help
 complete -c bitscli -n __fish_use_subcommand -a completion -d 'Print the completion script for SHELL (the same files ship in completions/).'
 complete -c bitscli -n '__fish_seen_subcommand_from completion' -l help
+complete -c bitscli -n __fish_use_subcommand -a config -d 'Check the configuration file and the bandwidth policy it sets.'
+complete -c bitscli -n '__fish_seen_subcommand_from config' -l help
+complete -c bitscli -n '__fish_seen_subcommand_from config' -a 'check'
 complete -c bitscli -n __fish_use_subcommand -a create -d 'Create a job in the SUSPENDED state and print its GUID.'
 complete -c bitscli -n '__fish_seen_subcommand_from create' -l download
 complete -c bitscli -n '__fish_seen_subcommand_from create' -l json

@@ -8,6 +8,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'cancel' = @('--help')
         'complete' = @('--help')
         'completion' = @('--help')
+        'config' = @('check', '--help')
         'create' = @('--download', '--json', '--priority', '--raw', '--upload', '--upload-reply', '--help')
         'daemon' = @('log', 'run', 'start', 'status', 'stop', '--help')
         'getaclflags' = @('--json', '--raw', '--help')

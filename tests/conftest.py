@@ -82,7 +82,7 @@ def new_daemon() -> Iterator:
     made: list[Daemon] = []
 
     def make(clock: FakeClock | None = None) -> Daemon:
-        daemon = Daemon(paths.queue_path(), clock or FakeClock())
+        daemon = Daemon(paths.queue_path(), clock or FakeClock(), config_path=paths.config_file())
         made.append(daemon)
         return daemon
 

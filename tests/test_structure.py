@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -112,15 +113,21 @@ def test_layering(path: Path) -> None:
         assert not _starts(imports, "bitscli.service"), rel
     if rel.startswith("server/") or rel == "protocol.py":  # the server shares only the protocol with the client
         assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.transfer"), rel
-    if rel in ("model.py", "actions.py", "errors.py", "schema.py", "partfiles.py") or rel.startswith("inputs/"):
+    if rel in ("model.py", "actions.py", "errors.py", "schema.py", "partfiles.py", "policy.py") or rel.startswith(
+        "inputs/"
+    ):
         assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.transfer"), rel
 
 
 def test_the_wheel_holds_every_package(tmp_path: Path) -> None:
     """What users install: a wheel built from this tree carries every package and module (the wheel once lacked
     bitscli/server/, and editable installs hid it)."""
+    source = tmp_path / "source"  # a copy: setuptools' build/ directory in a checkout keeps deleted modules
+    shutil.copytree(PACKAGE, source / "bitscli", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path)]
-    subprocess.run([*build, str(ROOT)], check=True, capture_output=True)
+    subprocess.run([*build, str(source)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("bitscli-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         shipped = {name for name in archive.namelist() if name.startswith("bitscli/") and name.endswith(".py")}
@@ -229,4 +236,5 @@ def test_systemd_unit_runs_the_daemon_in_the_foreground() -> None:
     unit = (ROOT / "packaging" / "systemd" / "bitscli.service").read_text()
     assert "ExecStart=%h/.local/bin/bitscli daemon run" in unit
     assert "KillSignal=SIGTERM" in unit  # graceful: progress saved, jobs back to QUEUED
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit  # SIGHUP reloads the config file
     assert "WantedBy=default.target" in unit

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(GETTERS, "getters"),
     **dict.fromkeys(SETTERS, "setters"),
     "completion": "completion",
+    "config": "config",
     "daemon": "daemon",
     "transfer": "transfer",
     "wait": "transfer",

@@ -4,8 +4,9 @@ from typing import Annotated
 
 import typer
 
-from bitscli import output
+from bitscli import output, policy
 from bitscli.cli.params import JobArg, JsonOpt, context
+from bitscli.model import ACTIVE_STATES
 from bitscli.service import jobs
 
 app = typer.Typer()
@@ -20,7 +21,12 @@ def info(job: JobArg, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> 
 
     Example: bitscli info nightly --verbose
     """
-    output.info(jobs.get_job(context(), job), verbose=verbose, as_json=as_json)
+    ctx = context()
+    found = jobs.get_job(ctx, job)
+    allowed = None
+    if found.state in ACTIVE_STATES:  # the daemon has work for it: say what rate the policy gives it now
+        allowed = policy.allowed(ctx.config.bandwidth, found, ctx.clock.now())
+    output.info(found, verbose=verbose, as_json=as_json, allowed=allowed)
 
 
 @app.command("list", rich_help_panel=_PANEL)
@@ -74,7 +80,10 @@ def monitor(
         while count is None or shown < count:
             if shown:
                 time.sleep(refresh)
-            view.show(jobs.list_jobs(ctx))
+            found = jobs.list_jobs(ctx)
+            now = ctx.clock.now()
+            allowed = {j.id: policy.allowed(ctx.config.bandwidth, j, now) for j in found if j.state in ACTIVE_STATES}
+            view.show(found, allowed)
             shown += 1
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a monitor ends

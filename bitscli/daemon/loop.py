@@ -6,12 +6,16 @@ import logging
 import threading
 from pathlib import Path
 
+from bitscli import config
+from bitscli import policy as bandwidth_policy
 from bitscli.clock import Clock
-from bitscli.daemon import notify, policy, scheduler, transitions, wakeup
+from bitscli.daemon import notify, scheduler, transitions, wakeup
 from bitscli.daemon.bandwidth import Bandwidth
 from bitscli.daemon.worker import Worker
-from bitscli.model import Job, JobState
+from bitscli.errors import ConfigError
+from bitscli.model import ACTIVE_STATES, Job, JobState
 from bitscli.partfiles import discard_all
+from bitscli.policy import Policy
 from bitscli.store import open_queue
 
 log = logging.getLogger("bitscli.daemon")
@@ -29,10 +33,16 @@ class Daemon:
     def __init__(
         self, queue_path: Path, clock: Clock, slice_seconds: float = DEFAULT_SLICE_SECONDS,
         inactivity_seconds: float = 90 * 86_400, allow_notify: bool = True, wake: wakeup.Listener | None = None,
+        bandwidth_policy: Policy | None = None, config_path: Path | None = None,
     ) -> None:  # fmt: skip
         self.queue_path = queue_path
         self.allow_notify = allow_notify  # the notify.allow_notify_command_line policy
         self.inactivity_seconds = inactivity_seconds
+        self.policy = bandwidth_policy or Policy()
+        self.config_path = config_path  # watched: a change applies at the next tick, no restart
+        # Without a policy given, the first tick reads the file; with one, it was read from this very file.
+        self._config_seen = _stamp(config_path) if bandwidth_policy is not None else (-1, -1)
+        self.reload_requested = threading.Event()  # SIGHUP
         self.clock = clock
         self.slice_seconds = slice_seconds
         self.queue = open_queue(queue_path, durable=False)
@@ -67,13 +77,17 @@ class Daemon:
         for gone in abandoned:  # an abandoned job's part files go with it, as on cancel
             if gone is not None:
                 discard_all(gone)
-        plan = scheduler.choose(jobs, self.current, self.clock.monotonic(), self.slice_seconds)
+        self._reload_if_changed()
+        allowed = {j.id: bandwidth_policy.allowed(self.policy, j, now) for j in jobs if j.state in ACTIVE_STATES}
+        # A cap of 0 is a wait, not an error: those jobs stay QUEUED until their window opens (bits.md §5).
+        runnable = [j for j in jobs if j.id not in allowed or allowed[j.id].rate != 0]
+        plan = scheduler.choose(runnable, self.current, self.clock.monotonic(), self.slice_seconds)
         self.current = plan.background
         for job_id, worker in self.workers.items():
             if job_id not in plan.job_ids and not worker.stopping.is_set():
                 log.info("job %s: stopping its transfer", job_id)
                 worker.stop()
-        self.bandwidth.set_rates({j.id: policy.rate_for(j, now) for j in jobs if j.id in plan.job_ids})
+        self.bandwidth.set_rates({job_id: allowed[job_id].rate or 0 for job_id in plan.job_ids if job_id in allowed})
         for job_id in plan.job_ids - set(self.workers):
             log.info("job %s: starting its transfer", job_id)
             worker = Worker(self.queue_path, job_id, self.clock, self.bandwidth)
@@ -82,6 +96,25 @@ class Daemon:
         self._cancel_sessions()
         self._notifications(jobs, now)
         return plan
+
+    def _reload_if_changed(self) -> None:
+        """The config file, again when it changed or SIGHUP asked; a bad one leaves the last good policy."""
+        if self.config_path is None:
+            return
+        stamp = _stamp(self.config_path)
+        if stamp == self._config_seen and not self.reload_requested.is_set():
+            return
+        self._config_seen = stamp
+        self.reload_requested.clear()
+        try:
+            settings = config.load(self.config_path)
+        except ConfigError as exc:
+            log.error("config file not reloaded, the last good policy stays: %s", exc.message)
+            return
+        self.policy = settings.bandwidth
+        self.allow_notify = settings.allow_notify_command_line
+        self.inactivity_seconds = settings.job_inactivity_days * 86_400
+        log.info("config file reloaded: %s", self.config_path)
 
     def _job_headers(self) -> list[Job]:
         """Every live job's header: read again only when the queue may have changed since the last tick.
@@ -187,3 +220,14 @@ class Daemon:
                     tx.update_header(new)
         self.queue.close()
         log.info("daemon stopped")
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """The file's modification time and size; None when there is none (all defaults)."""
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size

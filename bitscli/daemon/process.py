@@ -7,7 +7,9 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,11 +101,14 @@ class _RedactingFormatter(logging.Formatter):
         return redact_text(super().format(record))
 
 
-def on_termination(callback: object) -> None:
-    """SIGTERM, SIGINT and SIGHUP only set a flag; the loop does the work (huey's rule)."""
-    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+def on_termination(callback: Callable[[], None], reload: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT stop the daemon, SIGHUP reloads its config; the handlers only set flags, the loop does
+    the work (huey's rule)."""
+    for name in ("SIGTERM", "SIGINT"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), lambda *_: callback())  # type: ignore[operator]
+            signal.signal(getattr(signal, name), lambda *_: callback())
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: reload())
 
 
 def run_foreground(slice_seconds: float) -> Running | None:
@@ -121,6 +126,19 @@ def run_foreground(slice_seconds: float) -> Running | None:
         lock.acquire(timeout=2)  # a short wait: `daemon status` may be probing the lock right now
     except Timeout:
         return running() or Running(-1, time.time())
+    # The signals are caught before the pid file says the daemon runs: a SIGHUP from a service manager that
+    # read it must not find the default action (which ends the process) still in place.
+    stop, reload = threading.Event(), threading.Event()
+
+    def on_stop() -> None:
+        stop.set()
+        wakeup.nudge()  # the loop may be waiting for a nudge: this is one
+
+    def on_reload() -> None:
+        reload.set()
+        wakeup.nudge()
+
+    on_termination(on_stop, on_reload)
     wake: wakeup.Listener | None = None
     try:
         write_pid()
@@ -133,14 +151,9 @@ def run_foreground(slice_seconds: float) -> Running | None:
         wake = wakeup.Listener()
         daemon = Daemon(
             paths.queue_path(), SystemClock(), slice_seconds, settings.job_inactivity_days * 86_400,
-            settings.allow_notify_command_line, wake,
+            settings.allow_notify_command_line, wake, settings.bandwidth, paths.config_file(),
         )  # fmt: skip
-
-        def terminate() -> None:
-            daemon.stop_event.set()
-            wakeup.nudge()  # the loop may be waiting for a nudge: this is one
-
-        on_termination(terminate)
+        daemon.stop_event, daemon.reload_requested = stop, reload
         logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
         daemon.run()
     finally:
