@@ -18,6 +18,7 @@ class Config:
     history_days: int = 30  # how long finished jobs stay visible to `list --all` and GUID look-ups
     job_inactivity_days: int = 90  # JobInactivityTimeout: a job untouched this long is cancelled (bits.md §5)
     allow_notify_command_line: bool = True  # bits.md §6: a known persistence technique; policy can forbid it
+    background_threads: bool = True  # background jobs' threads at nice 10 in the idle I/O class (libc.py)
     bandwidth: Policy = field(default_factory=Policy)  # the [bandwidth] table (policy.py)
 
 
@@ -25,6 +26,7 @@ _SECTIONS = {
     "limits": ("max_jobs_per_user", "max_files_per_job", "max_ranges_per_file"),
     "queue": ("history_days", "job_inactivity_days"),
     "notify": ("allow_notify_command_line",),
+    "daemon": ("background_threads",),
 }
 
 

@@ -1,4 +1,4 @@
-"""Calls only some platforms have: syncfs, malloc tuning for large I/O buffers, page-cache advice."""
+"""Calls only some platforms have: syncfs, malloc tuning, page-cache advice, background CPU and I/O priority."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import ctypes
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
 
 # mallopt(3) parameter numbers from glibc's <malloc.h>.
@@ -59,3 +60,32 @@ def write_back_and_drop(fd: int, start: int, end: int) -> None:
     if hasattr(os, "posix_fadvise") and end > start:
         first = max(0, start - DROP_WINDOW)
         os.posix_fadvise(fd, first, end - first, os.POSIX_FADV_DONTNEED)
+
+
+# ioprio_set(2): no C library wrapper, so the raw system call; its number differs by architecture.
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "i686": 289, "armv7l": 314}
+_IOPRIO_WHO_PROCESS = 1  # with a thread id: that thread
+_IOPRIO_CLASS_IDLE = 3  # gets the disk only when nobody else wants it
+_IOPRIO_CLASS_SHIFT = 13
+BACKGROUND_NICE = 10
+
+
+def be_background() -> bool:
+    """Lower the calling thread: nice 10, and the idle I/O class (Linux); False where either is not possible.
+
+    Both are per thread on Linux and passed on to the threads it starts (its part writer, its fsyncs).
+    """
+    lowered = False
+    tid = threading.get_native_id()
+    if hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
+            lowered = True
+        except OSError:
+            pass
+    number = _SYS_IOPRIO_SET.get(os.uname().machine) if hasattr(os, "uname") else None
+    libc = _libc()
+    if number is not None and libc is not None:
+        value = _IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT
+        lowered = libc.syscall(number, _IOPRIO_WHO_PROCESS, tid, value) == 0 and lowered
+    return lowered

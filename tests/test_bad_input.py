@@ -348,7 +348,8 @@ def test_each_file_of_a_set_is_checked_after_its_directory_was(cli, ok, tmp_path
         ("[limits\n", "not valid TOML"),
         ("[limits]\nmax_jobs_per_user = 'many'\n", "positive whole number"),
         ("[limits]\nmax_jobs = 3\n", "unknown setting limits.max_jobs"),
-        ("[daemon]\nx = 1\n", "unknown section [daemon]"),
+        ("[daemon]\nx = 1\n", "unknown setting daemon.x"),
+        ("[engine]\nx = 1\n", "unknown section [engine]"),
     ],
 )
 def test_malformed_config_is_reported(cli, home: Path, content: str, text: str) -> None:

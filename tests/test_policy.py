@@ -221,3 +221,26 @@ def test_sighup_reloads_instead_of_stopping(home: Path) -> None:
     finally:
         assert daemon.stop() == 0
         daemon.close()
+
+
+@pytest.mark.parametrize(("priority", "nice"), [("LOW", 10), ("FOREGROUND", 0)])
+def test_background_workers_run_at_a_low_cpu_priority(new_daemon, ok, server, tmp_path: Path, priority: str,
+                                                      nice: int) -> None:  # fmt: skip
+    """Issue 11: polite to the machine too; FOREGROUND competes like an application (bits.md §2.3)."""
+    job_id = ok("create", "--raw", "j").stdout
+    ok("addfile", job_id, server.url("/f"), str(tmp_path / "f"))
+    ok("setpriority", job_id, priority)
+    ok("resume", job_id)
+    server.fault(path="/f", stall=3.0)  # holds the worker in its transfer while we look at it
+    daemon = new_daemon(FakeClock())
+    daemon.tick()
+    worker = daemon.workers[job_id]
+    wait_for(lambda: worker.native_id is not None and _nice(worker.native_id) == nice and server.gets("/f"))
+    assert _nice(worker.native_id) == nice
+    worker.stop()
+    worker.join(20)
+
+
+def _nice(tid: int | None) -> int:
+    assert tid is not None
+    return os.getpriority(os.PRIO_PROCESS, tid)

@@ -43,6 +43,7 @@ class Daemon:
         # Without a policy given, the first tick reads the file; with one, it was read from this very file.
         self._config_seen = _stamp(config_path) if bandwidth_policy is not None else (-1, -1)
         self.reload_requested = threading.Event()  # SIGHUP
+        self.background_threads = False  # from the config file: background workers at a low CPU and I/O priority
         self.clock = clock
         self.slice_seconds = slice_seconds
         self.queue = open_queue(queue_path, durable=False)
@@ -90,7 +91,7 @@ class Daemon:
         self.bandwidth.set_rates({job_id: allowed[job_id].rate or 0 for job_id in plan.job_ids if job_id in allowed})
         for job_id in plan.job_ids - set(self.workers):
             log.info("job %s: starting its transfer", job_id)
-            worker = Worker(self.queue_path, job_id, self.clock, self.bandwidth)
+            worker = Worker(self.queue_path, job_id, self.clock, self.bandwidth, self.background_threads)
             self.workers[job_id] = worker
             worker.start()
         self._cancel_sessions()
@@ -114,6 +115,7 @@ class Daemon:
         self.policy = settings.bandwidth
         self.allow_notify = settings.allow_notify_command_line
         self.inactivity_seconds = settings.job_inactivity_days * 86_400
+        self.background_threads = settings.background_threads
         log.info("config file reloaded: %s", self.config_path)
 
     def _job_headers(self) -> list[Job]:

@@ -154,6 +154,7 @@ def run_foreground(slice_seconds: float) -> Running | None:
             settings.allow_notify_command_line, wake, settings.bandwidth, paths.config_file(),
         )  # fmt: skip
         daemon.stop_event, daemon.reload_requested = stop, reload
+        daemon.background_threads = settings.background_threads
         logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
         daemon.run()
     finally:

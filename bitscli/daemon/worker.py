@@ -6,13 +6,14 @@ import logging
 import threading
 from pathlib import Path
 
+from bitscli import libc
 from bitscli.clock import Clock
 from bitscli.daemon import transitions, wakeup
 from bitscli.daemon.bandwidth import Bandwidth, Pacer
 from bitscli.daemon.control import JobControl
 from bitscli.daemon.journal import Journal
 from bitscli.errors import BitsError, HResult
-from bitscli.model import ErrorContext
+from bitscli.model import ErrorContext, JobPriority
 from bitscli.partfiles import discard_all
 from bitscli.store import Queue, open_queue
 
@@ -22,9 +23,12 @@ log = logging.getLogger("bitscli.daemon")
 class Worker(threading.Thread):
     """Transfers one job until it is done, fails, or the daemon asks it to stop."""
 
-    def __init__(self, queue_path: Path, job_id: str, clock: Clock, bandwidth: Bandwidth | None = None) -> None:
+    def __init__(
+        self, queue_path: Path, job_id: str, clock: Clock, bandwidth: Bandwidth | None = None, polite: bool = False
+    ) -> None:
         super().__init__(name=f"job-{job_id}", daemon=True)
         self.queue_path = queue_path
+        self.polite = polite  # a background job's thread at a low CPU and I/O priority, as BITS is a background service
         self.bandwidth = bandwidth or Bandwidth()
         self.control = JobControl(job_id, clock)
         stopping = self.control.stopping
@@ -49,6 +53,8 @@ class Worker(threading.Thread):
         try:
             with queue.read() as tx:
                 header = tx.job_header(job_id)
+            if self.polite and header is not None and header.priority is not JobPriority.FOREGROUND:
+                libc.be_background()  # the threads this one starts (part writer, fsyncs) inherit it
             if header is not None and header.type.is_upload:
                 uploads.run(self.control, journal, client)
             else:
