@@ -24,7 +24,8 @@ def modify(job: Job, now: float, action: str, **changes: object) -> Job:
     return dataclasses.replace(job, modification_time=now, **changes)  # type: ignore[arg-type]
 
 
-def resume(job: Job, now: float) -> Job:
+def resume(job: Job, now: float, delay: float = 0.0) -> Job:
+    """QUEUED; ``delay``: the start jitter drawn for this resume (``start_delay``), the job waits that long."""
     _require_not_final(job, "resume")
     if not job.files:
         raise InvalidState(
@@ -38,6 +39,7 @@ def resume(job: Job, now: float) -> Job:
         return dataclasses.replace(
             job, state=JobState.QUEUED, error=None, started=True, modification_time=now, retry_at=None,
             transient_since=None, active_seconds=0.0, notified_state=None, notify_retry_at=None,
+            not_before=now + delay if delay > 0 else None,
         )  # fmt: skip
     return job  # an action state, or TRANSFERRED: nothing to do
 
@@ -160,3 +162,10 @@ def file_at(job: Job, index: int) -> JobFile:
 def _replace_file(job: Job, index: int, new: JobFile, now: float) -> Job:
     files = (*job.files[:index], new, *job.files[index + 1 :])
     return dataclasses.replace(job, files=files, modification_time=now)
+
+
+def start_delay(job: Job, default_jitter: int, draw: float) -> float:
+    """The random start delay of a resume: ``draw`` (uniform in [0, 1)) times the job's start jitter, or the
+    config's when the job has none of its own."""
+    jitter = job.start_jitter if job.start_jitter is not None else default_jitter
+    return draw * jitter

@@ -194,6 +194,8 @@ class Job:
     dynamic: bool = False
     reply_file_name: str | None = None
     max_bandwidth: int = 0  # bytes a second this job may use, whatever its priority; 0: no cap of its own
+    start_jitter: int | None = None  # seconds of random delay at resume (None: the config's default)
+    not_before: float | None = None  # the job waits in QUEUED until this wall-clock time (its start jitter)
     ca_bundle: str | None = None  # a PEM CA file or directory trusted instead of the system's (setcabundle)
     client_certificate: str | None = None  # a PEM client certificate (setclientcertificate)
     client_key: str | None = None  # its key, when it is not in the certificate's file

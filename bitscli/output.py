@@ -142,7 +142,8 @@ def verbose_block(job: Job) -> str:
         f"ACL FLAGS: {format_acl_flags(job.acl_flags) or 'NONE'}",
         f"CUSTOM HEADERS: {_header_names(job)}",
         f"CREDENTIALS: {_credential_names(job)}",
-        f"MAX BANDWIDTH: {format_rate(job.max_bandwidth)}",
+        f"MAX BANDWIDTH: {format_rate(job.max_bandwidth)} START JITTER: "
+        f"{'DEFAULT' if job.start_jitter is None else job.start_jitter}",
         f"CA BUNDLE: {job.ca_bundle or 'SYSTEM'} CLIENT CERTIFICATE: {job.client_certificate or 'NONE'}",
     ]
     if job.type.label == "UPLOAD-REPLY":
@@ -223,6 +224,8 @@ def job_json(job: Job) -> dict[str, Any]:
             "dynamic": job.dynamic,
             "reply_file_name": job.reply_file_name,
             "max_bandwidth": job.max_bandwidth or None,
+            "start_jitter": job.start_jitter,
+            "not_before": iso_time(job.not_before) if job.not_before is not None else None,
             "ca_bundle": job.ca_bundle,
             "client_certificate": job.client_certificate,
         },
@@ -264,7 +267,8 @@ def allowed_text(allowed: Allowed) -> str:
     """``waiting for the bandwidth window (until Mon 19:00)``, or ``ALLOWED RATE: 2 MiB/s (work hours (LOW))``."""
     until = f" until {time.strftime('%a %H:%M', time.localtime(allowed.until))}" if allowed.until else ""
     if allowed.rate == 0:
-        return f"(waiting for the bandwidth window: {allowed.why}{until})"
+        what = allowed.why if allowed.why == "its start jitter" else f"the bandwidth window: {allowed.why}"
+        return f"(waiting for {what}{until})"
     if allowed.rate is None:
         return "ALLOWED RATE: NO LIMIT"
     return f"ALLOWED RATE: {format_rate(allowed.rate)} ({allowed.why}{until})"

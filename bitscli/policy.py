@@ -11,6 +11,7 @@ from bitscli.model import Job, JobPriority
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEK = 7 * 24 * 60  # minutes
 NO_LIMIT = None  # a cap of "none" (or "off" in a timetable)
+MAX_JITTER = 7 * 86_400  # a start jitter longer than a week is a typo
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _DAY_RANGE_RE = re.compile(r"^([a-z]{3})(?:-([a-z]{3}))?$", re.IGNORECASE)
 
@@ -64,6 +65,7 @@ class Policy:
     maintenance: tuple[Window, Caps] | None = None  # EnableMaintenanceLimits: overrides work and non-work
     timetable: tuple[tuple[int, Cap], ...] = ()  # (minute of the week, cap from then on), sorted
     yield_to_others: bool = True
+    start_jitter: int = 0  # seconds: the default random start delay of a resume (setstartjitter per job)
 
     @property
     def empty(self) -> bool:
@@ -210,7 +212,7 @@ _PRIORITY_KEYS = ("high", "normal", "low")
 
 def from_table(table: dict[str, object]) -> Policy:
     """The [bandwidth] table of the config file (README: Polite by default); PolicyError names what is wrong."""
-    known = {"yield", "timetable", "background", "work", "non_work", "maintenance"}
+    known = {"yield", "timetable", "background", "work", "non_work", "maintenance", "start_jitter"}
     for key in table:
         if key not in known:
             raise PolicyError(f"unknown setting bandwidth.{key} (known: {', '.join(sorted(known))})")
@@ -234,8 +236,11 @@ def from_table(table: dict[str, object]) -> Policy:
     yield_to_others = table.get("yield", True)
     if not isinstance(yield_to_others, bool):
         raise PolicyError("bandwidth.yield must be true or false")
+    jitter = table.get("start_jitter", 0)
+    if type(jitter) is not int or not 0 <= jitter <= MAX_JITTER:
+        raise PolicyError(f"bandwidth.start_jitter must be a whole number of seconds, 0 to {MAX_JITTER}")
     table_changes = parse_timetable(timetable) if timetable is not None else ()
-    return Policy(background, work, maintenance, table_changes, yield_to_others)
+    return Policy(background, work, maintenance, table_changes, yield_to_others, jitter)
 
 
 def _subtable(table: dict[str, object], name: str, keys: tuple[str, ...]) -> dict[str, object]:

@@ -20,7 +20,7 @@ from bitscli.model import (
     UploadState,
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -125,6 +125,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 7: a job's own bandwidth cap (setmaxbandwidth)
         "ALTER TABLE jobs ADD COLUMN max_bandwidth INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # 8: a random start delay, so a fleet given one job does not reach the server in the same second
+        "ALTER TABLE jobs ADD COLUMN start_jitter INTEGER",
+        "ALTER TABLE jobs ADD COLUMN not_before REAL",
+    ),
 )
 
 JOB_FIELDS = (
@@ -134,6 +138,7 @@ JOB_FIELDS = (
     "proxy_bypass_list", "custom_headers", "custom_headers_write_only", "security_flags", "http_method",
     "acl_flags", "dynamic", "reply_file_name", "error_count", "retry_at", "transient_since", "active_seconds",
     "notified_state", "notify_retry_at", "ca_bundle", "client_certificate", "client_key", "max_bandwidth",
+    "start_jitter", "not_before",
 )  # fmt: skip
 ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS

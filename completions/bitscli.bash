@@ -5,7 +5,7 @@ _bitscli() {
     local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}" opts="" subs=""
     local IFS=$'\n'
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion config create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion config create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -51,6 +51,7 @@ _bitscli() {
         getreplyfilename) opts='--json --raw --help' ;;
         getreplyprogress) opts='--json --raw --help' ;;
         getsecurityflags) opts='--json --raw --help' ;;
+        getstartjitter) opts='--json --raw --help' ;;
         getstate) opts='--json --raw --help' ;;
         gettemporaryname) opts='--json --raw --help' ;;
         gettype) opts='--json --raw --help' ;;
@@ -85,6 +86,7 @@ _bitscli() {
         setproxysettings) opts='--help' ;;
         setreplyfilename) opts='--help' ;;
         setsecurityflags) opts='--help' ;;
+        setstartjitter) opts='--help' ;;
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
         transfer) opts='--acl-flags --download --dynamic --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
@@ -94,7 +96,7 @@ _bitscli() {
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))
     elif [[ -n $subs && $COMP_CWORD -eq 2 ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$subs" -- "$cur"))
-    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait " == *" $cmd "* ]]; then
+    elif [[ $COMP_CWORD -eq 2 && " addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend wait " == *" $cmd "* ]]; then
         COMPREPLY=($(compgen -W "$(_bitscli_jobs)" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))

@@ -159,6 +159,10 @@ complete -c bitscli -n __fish_use_subcommand -a getsecurityflags -d 'The securit
 complete -c bitscli -n '__fish_seen_subcommand_from getsecurityflags' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getsecurityflags' -l raw
 complete -c bitscli -n '__fish_seen_subcommand_from getsecurityflags' -l help
+complete -c bitscli -n __fish_use_subcommand -a getstartjitter -d 'Seconds of random delay at each resume (DEFAULT the configs bandwidth.startjitter).'
+complete -c bitscli -n '__fish_seen_subcommand_from getstartjitter' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from getstartjitter' -l raw
+complete -c bitscli -n '__fish_seen_subcommand_from getstartjitter' -l help
 complete -c bitscli -n __fish_use_subcommand -a getstate -d 'The jobs state (QUEUED, ..., CANCELLED).'
 complete -c bitscli -n '__fish_seen_subcommand_from getstate' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getstate' -l raw
@@ -270,6 +274,8 @@ complete -c bitscli -n __fish_use_subcommand -a setreplyfilename -d 'Where an up
 complete -c bitscli -n '__fish_seen_subcommand_from setreplyfilename' -l help
 complete -c bitscli -n __fish_use_subcommand -a setsecurityflags -d 'TLS checks and redirect policy bits (see README).'
 complete -c bitscli -n '__fish_seen_subcommand_from setsecurityflags' -l help
+complete -c bitscli -n __fish_use_subcommand -a setstartjitter -d 'Wait a random 0 to SECONDS at each resume, so machines given one job do not all start at once (NULL the'
+complete -c bitscli -n '__fish_seen_subcommand_from setstartjitter' -l help
 complete -c bitscli -n __fish_use_subcommand -a setvalidationstate -d 'Record whether downloaded file INDEX is valid FALSE puts the job in ERROR to fetch it again.'
 complete -c bitscli -n '__fish_seen_subcommand_from setvalidationstate' -l help
 complete -c bitscli -n __fish_use_subcommand -a suspend -d 'Pause a job its progress is kept.'
@@ -287,5 +293,5 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
 complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.'
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l help
-complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setvalidationstate suspend wait' -a '(__bitscli_jobs)'
+complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend wait' -a '(__bitscli_jobs)'
 complete -c bitscli -n 'not __fish_use_subcommand' -F

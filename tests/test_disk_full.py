@@ -103,7 +103,7 @@ def test_a_job_waits_in_transient_error_and_completes_once_the_disk_has_room(
     assert found.error.context is ErrorContext.LOCAL_FILE
     assert not target.exists()  # nothing under the final name
     small_disk.grow()
-    clock.advance(60)
+    clock.advance(75)  # the retry delay, and its spread (up to a quarter more)
     run_once(daemon)
     assert state(job) is JobState.TRANSFERRED
     ok("complete", job)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -244,3 +245,61 @@ def test_background_workers_run_at_a_low_cpu_priority(new_daemon, ok, server, tm
 def _nice(tid: int | None) -> int:
     assert tid is not None
     return os.getpriority(os.PRIO_PROCESS, tid)
+
+
+def test_a_start_jitter_holds_a_resumed_job_for_a_random_while(
+    new_daemon, ok, cli, server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: fleet politeness; the delay is drawn at resume, within the job's jitter (here the draw is 0.5:
+    the spread itself is the next test's)."""
+    from bitscli.service import jobs as job_service
+
+    monkeypatch.setattr(job_service.random, "random", lambda: 0.5)
+    job_id = ok("create", "--raw", "j").stdout
+    ok("addfile", job_id, server.url("/f"), str(tmp_path / "f"))
+    ok("setstartjitter", job_id, "600")
+    assert ok("getstartjitter", job_id).stdout == "600\n"
+    clock = FakeClock()
+    before = time.time()
+    ok("resume", job_id)
+    not_before = cli("info", job_id, "--json").json["job"]["properties"]["not_before"]
+    assert before + 299 <= datetime.fromisoformat(not_before).timestamp() <= time.time() + 301
+    daemon = new_daemon(clock)
+    run_once(daemon)
+    assert state(job_id) is JobState.QUEUED
+    assert "waiting for its start jitter" in cli("info", job_id).stdout
+    clock.advance(301)
+    run_once(daemon)
+    assert state(job_id) is JobState.TRANSFERRED
+
+
+def test_the_config_gives_the_default_jitter_and_a_job_can_opt_out(ok, cli, home: Path, tmp_path: Path) -> None:
+    _write_config(home, "[bandwidth]\nstart_jitter = 3600\n")
+    delays = []
+    for i in range(20):
+        job_id = ok("create", "--raw", f"j{i}").stdout
+        ok("addfile", job_id, "http://127.0.0.1:1/f", str(tmp_path / f"f{i}"))
+        if i == 0:
+            ok("setstartjitter", job_id, "0")
+        start = time.time()
+        ok("resume", job_id)
+        not_before = cli("info", job_id, "--json").json["job"]["properties"]["not_before"]
+        delays.append(None if not_before is None else datetime.fromisoformat(not_before).timestamp() - start)
+    assert delays[0] is None  # its own 0: no delay
+    assert all(d is not None and -1 <= d <= 3601 for d in delays[1:])
+    assert len({round(d or 0) for d in delays[1:]}) > 10  # spread, not one value
+
+
+def test_retry_delays_are_spread_but_never_shorter() -> None:
+    from bitscli.daemon import transitions
+    from bitscli.model import ErrorContext
+
+    base = job()
+    times = [
+        transitions.failed(base, 0, 0x80190000 + 503, ErrorContext.REMOTE_FILE, "busy", True, 1000.0, None, s).retry_at
+        for s in (0.0, 0.5, 0.999)
+    ]  # fmt: skip
+    assert times == sorted(times)
+    assert times[0] == 1000.0 + base.min_retry_delay
+    assert times[-1] is not None
+    assert times[-1] < 1000.0 + base.min_retry_delay * 1.25

@@ -227,7 +227,7 @@ def test_bash_completion_works(ok, home: Path) -> None:
         done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
         return done.stdout.split()
 
-    assert complete("bitscli", "getst") == ["getstate"]
+    assert complete("bitscli", "getstat") == ["getstate"]
     assert complete("bitscli", "resume", "alp") == ["alpha-job"]
     assert complete("bitscli", "create", "--upload") == ["--upload", "--upload-reply"]
 

@@ -137,6 +137,11 @@ _GETTERS: dict[str, tuple[str, Render, str]] = {
         lambda j: (fields.format_rate(j.max_bandwidth), j.max_bandwidth or None),
         "The job's own rate cap (NONE: no cap of its own); the JSON value is bytes a second.",
     ),
+    "getstartjitter": (
+        "start_jitter",
+        lambda j: ("DEFAULT" if j.start_jitter is None else str(j.start_jitter), j.start_jitter),
+        "Seconds of random delay at each resume (DEFAULT: the config's bandwidth.start_jitter).",
+    ),
     "getcabundle": (
         "ca_bundle",
         lambda j: _text(j.ca_bundle),

@@ -139,6 +139,18 @@ def setmaxbandwidth(job: JobArg, rate: Annotated[str, typer.Argument(metavar="RA
     output.line(f"Maximum bandwidth set to {fields.format_rate(parsed)}.")
 
 
+@app.command("setstartjitter", rich_help_panel=_PANEL)
+def setstartjitter(job: JobArg, seconds: Annotated[str, typer.Argument(metavar="SECONDS|NULL")]) -> None:
+    """Wait a random 0 to SECONDS at each resume, so machines given one job do not all start at once (NULL: the
+    config's default).
+
+    Example: bitscli setstartjitter nightly 900
+    """
+    value = None if seconds.strip().upper() in ("NULL", "") else fields.parse_uint(seconds, "the start jitter", 604_800)
+    properties.set_properties(context(), job, start_jitter=value)
+    output.line(f"Start jitter set to {'the default' if value is None else f'{value} s'}.")
+
+
 @app.command("setclientcertificate", rich_help_panel=_PANEL)
 def setclientcertificate(
     job: JobArg,

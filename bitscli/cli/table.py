@@ -15,14 +15,14 @@ GETTERS = (
     "getnotifycmdline", "getminretrydelay", "getnoprogresstimeout", "getmaxdownloadtime", "getproxyusage",
     "getproxylist", "getproxybypasslist", "getsecurityflags", "gethttpmethod", "getaclflags", "getdynamic",
     "getreplyfilename", "getcustomheaders", "getvalidationstate", "gettemporaryname", "getcabundle",
-    "getclientcertificate", "getmaxbandwidth",
+    "getclientcertificate", "getmaxbandwidth", "getstartjitter",
 )  # fmt: skip
 SETTERS = (
     "setdisplayname", "setdescription", "setpriority", "setnotifyflags", "setminretrydelay",
     "setnoprogresstimeout", "setmaxdownloadtime", "setsecurityflags", "sethttpmethod", "setaclflags",
     "setdynamic", "setreplyfilename", "setnotifycmdline", "setproxysettings", "setcredentials",
     "removecredentials", "setcustomheaders", "makecustomheaderswriteonly", "setvalidationstate", "setcabundle",
-    "setclientcertificate", "setmaxbandwidth",
+    "setclientcertificate", "setmaxbandwidth", "setstartjitter",
 )  # fmt: skip
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(_JOBS, "jobs"),

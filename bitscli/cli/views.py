@@ -25,7 +25,10 @@ def info(job: JobArg, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> 
     found = jobs.get_job(ctx, job)
     allowed = None
     if found.state in ACTIVE_STATES:  # the daemon has work for it: say what rate the policy gives it now
-        allowed = policy.allowed(ctx.config.bandwidth, found, ctx.clock.now())
+        now = ctx.clock.now()
+        allowed = policy.allowed(ctx.config.bandwidth, found, now)
+        if found.not_before is not None and found.not_before > now:
+            allowed = policy.Allowed(0, "its start jitter", found.not_before)
     output.info(found, verbose=verbose, as_json=as_json, allowed=allowed)
 
 

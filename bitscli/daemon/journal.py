@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -73,9 +74,11 @@ class Journal:
                 return
             err = self._restarted_too_often(tx, index, err)
             log.warning("job %s file %s: %s", self.control.job_id, index, err.message)
+            spread = random.random()
             new = transitions.failed(
-                job, index, err.code, err.context, err.message, err.transient, self.control.clock.now(), err.retry_after
-            )
+                job, index, err.code, err.context, err.message, err.transient, self.control.clock.now(),
+                err.retry_after, spread,
+            )  # fmt: skip
             tx.update_header(new)
 
     def _restarted_too_often(self, tx: Transaction, index: int | None, err: TransferError) -> TransferError:

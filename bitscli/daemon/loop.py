@@ -80,8 +80,10 @@ class Daemon:
                 discard_all(gone)
         self._reload_if_changed()
         allowed = {j.id: bandwidth_policy.allowed(self.policy, j, now) for j in jobs if j.state in ACTIVE_STATES}
-        # A cap of 0 is a wait, not an error: those jobs stay QUEUED until their window opens (bits.md §5).
-        runnable = [j for j in jobs if j.id not in allowed or allowed[j.id].rate != 0]
+        # A cap of 0 is a wait, not an error: those jobs stay QUEUED until their window opens (bits.md §5); so
+        # does a job whose start jitter has not run out.
+        runnable = [j for j in jobs if (j.id not in allowed or allowed[j.id].rate != 0)
+                    and (j.not_before is None or j.not_before <= now)]  # fmt: skip
         plan = scheduler.choose(runnable, self.current, self.clock.monotonic(), self.slice_seconds)
         self.current = plan.background
         for job_id, worker in self.workers.items():

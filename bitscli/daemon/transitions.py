@@ -50,17 +50,22 @@ def finish(job: Job, now: float) -> Job:
     return dataclasses.replace(job, state=JobState.TRANSFERRED, completion_time=now, error=None)
 
 
+RETRY_SPREAD = 0.25  # retry delays are jittered up to this much longer
 MAX_RESTARTS = 5  # starts from byte 0 without a new byte before a file is given up (BG_E_INSUFFICIENT_RANGE_SUPPORT)
 
 
 def failed(
     job: Job, index: int | None, code: int, context: ErrorContext, message: str, transient: bool, now: float,
-    retry_after: float | None = None,
+    retry_after: float | None = None, spread: float = 0.0,
 ) -> Job:  # fmt: skip
-    """TRANSIENT_ERROR with a retry time, or ERROR when fatal or out of patience (bits.md §2.6)."""
+    """TRANSIENT_ERROR with a retry time, or ERROR when fatal or out of patience (bits.md §2.6).
+
+    ``spread`` (uniform in [0, 1), drawn by the caller) lengthens the retry delay by up to RETRY_SPREAD of it,
+    never shortening it: a fleet that failed together does not come back together.
+    """
     error = JobError(code, context, index, message)
     since = job.transient_since if job.transient_since is not None else now
-    delay = max(job.min_retry_delay, retry_after or 0.0)
+    delay = max(job.min_retry_delay, retry_after or 0.0) * (1 + RETRY_SPREAD * spread)
     out_of_time = now - since >= job.no_progress_timeout or delay > job.no_progress_timeout
     if not transient or out_of_time:
         return dataclasses.replace(

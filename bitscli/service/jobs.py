@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -93,7 +94,8 @@ def create_transfer(
         job = actions.modify(job, now, "create", **settings)
     writable_dirs: set[str] = set()
     files = tuple(_checked_file(job, spec, ctx.config, writable_dirs) for spec in specs)
-    job = actions.resume(actions.add_files(job, files, now, ctx.config.max_files_per_job), now)
+    job = actions.add_files(job, files, now, ctx.config.max_files_per_job)
+    job = actions.resume(job, now, actions.start_delay(job, ctx.config.bandwidth.start_jitter, random.random()))
     _insert(ctx, job)
     return job
 
@@ -163,7 +165,11 @@ def replace_remote_prefix(ctx: Context, ref: str, old: str, new: str) -> tuple[J
 
 
 def resume(ctx: Context, ref: str) -> Job:
-    return change_job(ctx, ref, actions.resume)
+    """QUEUED, after the job's start jitter: a random delay, so a fleet given one job spreads its requests."""
+    draw = random.random()
+    return change_job(ctx, ref, lambda job, now: actions.resume(
+        job, now, actions.start_delay(job, ctx.config.bandwidth.start_jitter, draw),
+    ))  # fmt: skip
 
 
 def suspend(ctx: Context, ref: str) -> Job:
