@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import traceback
@@ -85,17 +86,29 @@ def _json(document: object) -> None:
 # --- jobs -----------------------------------------------------------------------------------------
 
 
+_UNPRINTABLE_RE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+)
+
+
+def printable(text: str) -> str:
+    """A stored text as one line of plain characters: controls (a newline too) and invisible formatting
+    characters (a right-to-left override) are shown escaped, so no text can forge a line scripts read."""
+    return _UNPRINTABLE_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def job_line(job: Job) -> str:
     """The one-line /LIST and /INFO format: {GUID} 'name' STATE files / total bytes / total."""
     return (
-        f"{job.id} '{job.display_name}' {job.state.name} {job.files_transferred} / {job.files_total} "
+        f"{job.id} '{printable(job.display_name)}' {job.state.name} {job.files_transferred} / {job.files_total} "
         f"{job.bytes_transferred} / {fmt_size(job.bytes_total)}"
     )
 
 
 def file_line(f: JobFile) -> str:
     status = "TRANSFERRED" if f.completed else "WORKING"
-    return f"{f.bytes_transferred} / {fmt_size(f.bytes_total)} {status} {redact_url(f.remote_name)} -> {f.local_name}"
+    names = f"{printable(redact_url(f.remote_name))} -> {printable(f.local_name)}"
+    return f"{f.bytes_transferred} / {fmt_size(f.bytes_total)} {status} {names}"
 
 
 def error_lines(job: Job) -> list[str]:
@@ -104,10 +117,10 @@ def error_lines(job: Job) -> list[str]:
         return []
     if err.file_index is not None and err.file_index < len(job.files):
         f = job.files[err.file_index]
-        lines = [f"ERROR FILE:    {redact_url(f.remote_name)} -> {f.local_name}"]
+        lines = [f"ERROR FILE:    {printable(redact_url(f.remote_name))} -> {printable(f.local_name)}"]
     else:
         lines = ["ERROR FILE:    (none)"]
-    lines.append(f"ERROR CODE:    {format_hresult(err.code)} - {err.message}")
+    lines.append(f"ERROR CODE:    {format_hresult(err.code)} - {printable(err.message)}")
     lines.append(f"ERROR CONTEXT: 0x{int(err.context):08x} - {err.context.name.replace('_', ' ').lower()}")
     return lines
 
@@ -121,7 +134,7 @@ def notify_command_text(job: Job) -> str:
 def verbose_block(job: Job) -> str:
     """The documented /INFO /VERBOSE layout (bits.md §1a; scripts grep these keys), then bitscli's extras."""
     rows = [
-        f"GUID: {job.id} DISPLAY: {job.display_name}",
+        f"GUID: {job.id} DISPLAY: {printable(job.display_name)}",
         f"TYPE: {job.type.label} STATE: {job.state.name} OWNER: {job.owner}",
         f"PRIORITY: {job.priority.name} FILES: {job.files_transferred} / {job.files_total} "
         f"BYTES: {job.bytes_transferred} / {fmt_size(job.bytes_total)}",
@@ -133,7 +146,7 @@ def verbose_block(job: Job) -> str:
         f"PROXY USAGE: {job.proxy_usage.name} PROXY LIST: {job.proxy_list or 'NULL'} "
         f"PROXY BYPASS LIST: {job.proxy_bypass_list or 'NULL'}",
         *error_lines(job),
-        f"DESCRIPTION: {job.description}",
+        f"DESCRIPTION: {printable(job.description)}",
         "JOB FILES:",
         *(file_line(f) for f in job.files),
         f"NOTIFICATION COMMAND LINE: {notify_command_text(job)}",
@@ -303,7 +316,7 @@ def _jobs_table(items: list[Job]) -> None:
             "PRIORITY": j.priority.name,
             "FILES": f"{j.files_transferred}/{j.files_total}",
             "BYTES": f"{human_size(j.bytes_transferred)}/{human_size(j.bytes_total)}",
-            "NAME": j.display_name,
+            "NAME": printable(j.display_name),
         }
         table.add_row(*(cells[c] for c in columns))
     console.print(table)

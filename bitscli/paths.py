@@ -39,5 +39,13 @@ def queue_path() -> Path:
 def ensure_private_dir(path: Path) -> Path:
     """Create the directory (and parents) as 0700; an existing directory keeps its mode."""
     if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:  # a regular file on the way (NotADirectoryError), no permission, a full disk
+            from bitscli.errors import QueueError
+
+            raise QueueError(
+                f"cannot create the directory {path}: {exc.strerror}",
+                hint="BITSCLI_HOME (or the state directory) must be a directory bitscli can create and write",
+            ) from None
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from bitscli import paths
 from bitscli.errors import QueueError
 from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState, UploadState
+from bitscli.partfiles import fsync_directory
 from bitscli.schema import (
     APPLICATION_ID,
     FILE_COLUMNS,
@@ -34,12 +36,19 @@ def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0, durable:
     path = path or paths.queue_path()
     paths.ensure_private_dir(path.parent)
     try:
-        # Create the file 0600 ourselves; SQLite gives the -wal and -shm files the same mode.
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
+        size = path.stat().st_size
+    except FileNotFoundError:
+        _create(path, busy_timeout)
     except OSError as exc:
-        raise QueueError(f"cannot create the queue {path}: {exc.strerror}") from None
+        raise QueueError(f"cannot read the queue {path}: {exc.strerror}") from None
+    else:
+        if size == 0:
+            # bitscli never leaves an empty queue behind (_create), so an empty file is one that lost its
+            # content (a truncate, a failed copy): starting a new queue in it would hide the loss.
+            raise QueueError(
+                f"the queue {path} is an empty file, not a bitscli queue; it was left untouched",
+                hint=f"restore it from a backup, or move it aside (mv {path} {path}.broken) to start a new queue",
+            )
     try:
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -51,6 +60,36 @@ def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0, durable:
         conn.close()
         raise
     return queue
+
+
+def _create(path: Path, busy_timeout: float) -> None:
+    """A new, initialised queue at ``path``, made under another name and linked into place in one step.
+
+    A crash while the schema is written leaves only the temporary file, never an empty queue.db.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        # Created 0600 here; SQLite gives the -wal and -shm files the same mode.
+        os.close(os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(temporary, timeout=busy_timeout, isolation_level=None)
+        try:
+            Queue(conn, temporary, busy_timeout)._prepare()
+        finally:
+            conn.close()  # the last connection: SQLite copies its WAL back into the file
+        try:
+            os.link(temporary, path)  # fails if another process made the queue meanwhile: then theirs stands
+        except OSError as exc:  # that, or a filesystem without hard links
+            if not isinstance(exc, FileExistsError) and not path.exists():
+                os.replace(temporary, path)
+        fsync_directory(str(path.parent))
+    except sqlite3.Error as exc:
+        raise _queue_error(exc, path) from None
+    except OSError as exc:
+        raise QueueError(f"cannot create the queue {path}: {exc.strerror}") from None
+    finally:
+        for suffix in ("", "-wal", "-shm", ".migrate.lock"):
+            with contextlib.suppress(OSError):
+                Path(f"{temporary}{suffix}").unlink()
 
 
 def _queue_error(exc: sqlite3.Error, path: Path) -> QueueError:

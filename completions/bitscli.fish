@@ -274,7 +274,7 @@ complete -c bitscli -n __fish_use_subcommand -a setreplyfilename -d 'Where an up
 complete -c bitscli -n '__fish_seen_subcommand_from setreplyfilename' -l help
 complete -c bitscli -n __fish_use_subcommand -a setsecurityflags -d 'TLS checks and redirect policy bits (see README).'
 complete -c bitscli -n '__fish_seen_subcommand_from setsecurityflags' -l help
-complete -c bitscli -n __fish_use_subcommand -a setstartjitter -d 'Wait a random 0 to SECONDS at each resume, so machines given one job do not all start at once (NULL the'
+complete -c bitscli -n __fish_use_subcommand -a setstartjitter -d 'Wait a random 0 to SECONDS at each resume, so that a fleet given one job does not start at once.'
 complete -c bitscli -n '__fish_seen_subcommand_from setstartjitter' -l help
 complete -c bitscli -n __fish_use_subcommand -a setvalidationstate -d 'Record whether downloaded file INDEX is valid FALSE puts the job in ERROR to fetch it again.'
 complete -c bitscli -n '__fish_seen_subcommand_from setvalidationstate' -l help

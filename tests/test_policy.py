@@ -161,7 +161,7 @@ def _write_config(home: Path, text: str) -> Path:
     return path
 
 
-def test_a_zero_window_waits_in_queued_then_runs(new_daemon, ok, cli, server, home: Path, tmp_path: Path) -> None:
+def test_a_zero_window_waits_in_queued_then_runs(new_daemon, ok, server, home: Path, tmp_path: Path) -> None:
     """Issue 11: a cap of 0 means the jobs wait, QUEUED, with no error; FOREGROUND is not held by policy."""
     _write_config(home, "[bandwidth.background]\ndays = \"daily\"\nstart = \"08:00\"\nend = \"18:00\"\n"
                         "inside = \"0\"\noutside = \"none\"\n")  # fmt: skip
@@ -177,12 +177,21 @@ def test_a_zero_window_waits_in_queued_then_runs(new_daemon, ok, cli, server, ho
     assert state(foreground) is JobState.TRANSFERRED
     assert state(background) is JobState.QUEUED
     assert ok("geterrorcount", background).stdout == "0\n"
-    info = cli("info", background)
-    assert "waiting for the bandwidth window" in info.stdout
-    assert "until" in info.stdout
     clock.advance(9 * 3600)  # 18:00: the window ends
     run_once(daemon)
     assert state(background) is JobState.TRANSFERRED
+
+
+def test_info_says_a_waiting_job_waits_and_until_when(ok, cli, home: Path, tmp_path: Path) -> None:
+    _write_config(home, "[bandwidth]\ntimetable = \"00:00,0\"\n")  # every day, all day: the CLI's real clock
+    job_id = ok("create", "--raw", "j").stdout
+    ok("addfile", job_id, "http://127.0.0.1:1/f", str(tmp_path / "f"))
+    ok("resume", job_id)
+    text = cli("info", job_id).stdout
+    assert "waiting for the bandwidth window: the timetable until" in text
+    allowed = cli("info", job_id, "--json").json["job"]["allowed_rate"]
+    assert allowed["bytes_per_second"] == 0
+    assert allowed["until"] is not None
 
 
 def test_a_changed_config_file_applies_without_a_restart(new_daemon, ok, server, home: Path, tmp_path: Path) -> None:

@@ -75,6 +75,28 @@ def test_truncated_queue_is_refused_and_left_alone(cli, ok, home: Path) -> None:
     assert _digest(db) == before
 
 
+def test_an_emptied_queue_is_refused_not_started_anew(cli, ok, home: Path) -> None:
+    """Issue 13, item 2: `truncate -s0 queue.db` lost every job; a new empty queue in its place hid that."""
+    for i in range(12):
+        ok("create", f"job-{i}")
+    db = home / "queue.db"
+    for name in ("queue.db-wal", "queue.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    db.write_bytes(b"")
+    for argv in (["list"], ["create", "again"], ["daemon", "run"]):
+        result = cli(*argv)
+        assert result.exit_code == ExitCode.QUEUE, (argv, result.stderr)
+        assert "empty file" in result.stderr
+        assert "mv " in result.stderr
+        assert db.stat().st_size == 0
+
+
+def test_a_new_queue_appears_whole_and_leaves_nothing_behind(ok, home: Path) -> None:
+    ok("create", "first")
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith("queue.db")) == []
+    assert (home / "queue.db").stat().st_size > 0
+
+
 def test_queue_from_a_newer_version_is_refused(cli, ok, home: Path) -> None:
     ok("create", "x")
     conn = sqlite3.connect(home / "queue.db")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -81,8 +82,16 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         output.bits_error(exc)
         return exc.exit_code
     except typer.TyperException as exc:  # click's usage errors: unknown option, missing argument, ...
-        output.error(*_usage_error(exc))
+        if exc.format_message():  # none after the help shown for a bare `bitscli`: nothing more to say
+            output.error(*_usage_error(exc))
         return ExitCode.USAGE
+    except SystemExit as exc:
+        # click and rich end with sys.exit(1) when their output meets a closed pipe (`bitscli --help | head -1`):
+        # as for `yes | head`, a reader that had enough is a quiet, successful end.
+        if _after_a_closed_pipe(exc):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return ExitCode.OK
+        raise
     except (KeyboardInterrupt, typer.Abort):
         output.error("interrupted")
         return ExitCode.INTERRUPTED
@@ -120,6 +129,16 @@ def run() -> NoReturn:
     with contextlib.suppress(OSError):
         sys.stderr.flush()
     os._exit(code)
+
+
+def _after_a_closed_pipe(exc: BaseException) -> bool:
+    """Whether an exit was caused, directly or not, by writing to a pipe whose reader has gone (EPIPE)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, BrokenPipeError) or (isinstance(cause, OSError) and cause.errno == errno.EPIPE):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _usage_error(exc: typer.TyperException) -> tuple[str, str]:

@@ -141,8 +141,9 @@ def setmaxbandwidth(job: JobArg, rate: Annotated[str, typer.Argument(metavar="RA
 
 @app.command("setstartjitter", rich_help_panel=_PANEL)
 def setstartjitter(job: JobArg, seconds: Annotated[str, typer.Argument(metavar="SECONDS|NULL")]) -> None:
-    """Wait a random 0 to SECONDS at each resume, so machines given one job do not all start at once (NULL: the
-    config's default).
+    """Wait a random 0 to SECONDS at each resume, so that a fleet given one job does not start at once.
+
+    NULL goes back to the config's default (bandwidth.start_jitter).
 
     Example: bitscli setstartjitter nightly 900
     """

@@ -28,7 +28,12 @@ MAX_NOTIFY_PARAMETERS = 4000
 MAX_DWORD = 0xFFFF_FFFF
 
 NULL_WORDS = {"NULL", ""}  # BitsAdmin's spelling of "no value"
-_GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
+_GUID_BODY = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GUID_RE = re.compile(rf"^(?:\{{{_GUID_BODY}\}}|{_GUID_BODY})$")  # both braces, or neither
+_NUMBER_RE = re.compile(r"^(?:[0-9]+|0[xX][0-9a-fA-F]+)$")  # ASCII digits only: no ٣, no １, no 1_000, no +5
+# Unicode format characters (bidirectional overrides such as U+202E, zero-width joiners): they reorder or hide
+# what a terminal shows, so names and texts that carry them could forge output.
+_FORMAT_RE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
 CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _E = TypeVar("_E", JobPriority, ProxyUsage, AuthTarget, AuthScheme)
@@ -58,6 +63,15 @@ def check_text(value: str, what: str, limit: int, allow_newlines: bool = False) 
     bad = CONTROL_RE.findall(value)
     if bad and not (allow_newlines and set(bad) <= {"\n"}):
         raise InvalidValue(f"{what} contains control characters", hint="use printable text only")
+    if _FORMAT_RE.search(value):
+        raise InvalidValue(
+            f"{what} contains invisible formatting characters (such as a right-to-left override)",
+            hint="use printable text only",
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, passed through from argv as surrogates
+        raise InvalidValue(f"{what} is not valid UTF-8", hint="bitscli keeps names and texts as UTF-8") from None
     return value
 
 
@@ -101,10 +115,11 @@ def parse_bool(value: str, what: str) -> bool:
 def parse_uint(value: str, what: str, maximum: int = MAX_DWORD) -> int:
     """A decimal (or 0x-prefixed hexadecimal) integer in 0..maximum."""
     text = value.strip()
-    try:
-        number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
-    except ValueError:
-        raise InvalidValue(f"{what} must be a whole number, not {value!r}") from None
+    if text.startswith("-") and _NUMBER_RE.match(text[1:]):
+        raise InvalidValue(f"{what} must be between 0 and {maximum}, not {text}")
+    if not _NUMBER_RE.match(text):
+        raise InvalidValue(f"{what} must be a whole number in ASCII digits, not {value!r}")
+    number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
     if not 0 <= number <= maximum:
         raise InvalidValue(f"{what} must be between 0 and {maximum}, not {number}")
     return number

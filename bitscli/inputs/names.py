@@ -28,7 +28,11 @@ def check_remote_name(remote: str, *, upload: bool) -> str:
         return os.path.normpath(remote)
     if SPACE_RE.search(remote):
         raise InvalidValue(f"remote name {remote!r} contains spaces", hint="percent-encode them as %20")
-    parts = urlsplit(remote)
+    try:
+        parts = urlsplit(remote)
+        parts.port  # noqa: B018 - a malformed port or IPv6 literal raises here
+    except ValueError as exc:
+        raise InvalidValue(f"malformed URL {redact_url_safely(remote)}: {exc}") from None
     scheme = parts.scheme.lower()
     if not scheme:
         raise InvalidValue(
@@ -106,6 +110,14 @@ _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
 def redact_text(text: str) -> str:
     """Any ``scheme://user:password@`` in free text (an error message, a log line) with the user part hidden."""
     return _USERINFO_RE.sub(r"\1***@", text) if "@" in text else text
+
+
+def redact_url_safely(url: str) -> str:
+    """redact_url for a URL that may not even parse: then anything before an @ is hidden."""
+    try:
+        return redact_url(url)
+    except ValueError:
+        return redact_text(url)
 
 
 def redact_url(url: str) -> str:
