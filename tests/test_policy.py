@@ -183,7 +183,7 @@ def test_a_zero_window_waits_in_queued_then_runs(new_daemon, ok, server, home: P
 
 
 def test_info_says_a_waiting_job_waits_and_until_when(ok, cli, home: Path, tmp_path: Path) -> None:
-    _write_config(home, "[bandwidth]\ntimetable = \"00:00,0\"\n")  # every day, all day: the CLI's real clock
+    _write_config(home, '[bandwidth]\ntimetable = "00:00,0"\n')  # every day, all day: the CLI's real clock
     job_id = ok("create", "--raw", "j").stdout
     ok("addfile", job_id, "http://127.0.0.1:1/f", str(tmp_path / "f"))
     ok("resume", job_id)
