@@ -206,6 +206,7 @@ class Job:
     active_seconds: float = 0.0  # time in CONNECTING/TRANSFERRING since the last resume (max download time)
     notified_state: int | None = None  # the state whose notification command line has run (notify.py)
     notify_retry_at: float | None = None  # a failed notification command line runs again at this time
+    corrupt: str | None = None  # why its row could not be read (schema.py): it only shows, and cancel removes it
 
     @property
     def files_total(self) -> int:

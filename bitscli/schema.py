@@ -7,6 +7,7 @@ from typing import Any
 
 from bitscli.model import (
     LENGTH_TO_EOF,
+    UNKNOWN,
     ByteRange,
     Credential,
     ErrorContext,
@@ -146,10 +147,37 @@ FILE_COLUMNS = (
     "remote_name", "local_name", "bytes_total", "bytes_transferred", "completed", "ranges", "validation_state",
     "etag", "last_modified", "high_water", "restarts",
 )  # fmt: skip
-_TYPES = tuple(JobType)
-_STATES = tuple(JobState)
-_PRIORITIES = tuple(JobPriority)
-_PROXY_USAGES = tuple(ProxyUsage)
+_TYPES = {int(t): t for t in JobType}
+_STATES = {int(s): s for s in JobState}
+_PRIORITIES = {int(p): p for p in JobPriority}
+_PROXY_USAGES = {int(u): u for u in ProxyUsage}
+_CONTEXTS = {int(c): c for c in ErrorContext}
+_TEXT, _OPTIONAL_TEXT, _INT, _OPTIONAL_INT = (str,), (str, type(None)), (int,), (int, type(None))
+_NUMBER, _OPTIONAL_NUMBER = (int, float), (int, float, type(None))
+# What each column must hold: SQLite stores whatever it is given, so a row is checked before it is believed.
+_KINDS = {
+    "id": _TEXT, "display_name": _TEXT, "description": _TEXT, "type": _INT, "state": _INT, "priority": _INT,
+    "owner": _TEXT, "creation_time": _NUMBER, "modification_time": _NUMBER, "completion_time": _OPTIONAL_NUMBER,
+    "started": _INT, "notify_flags": _INT, "notify_program": _OPTIONAL_TEXT, "notify_parameters": _OPTIONAL_TEXT,
+    "min_retry_delay": _INT, "no_progress_timeout": _INT, "max_download_time": _INT, "proxy_usage": _INT,
+    "proxy_list": _OPTIONAL_TEXT, "proxy_bypass_list": _OPTIONAL_TEXT, "custom_headers": _OPTIONAL_TEXT,
+    "custom_headers_write_only": _INT, "security_flags": _INT, "http_method": _TEXT, "acl_flags": _INT,
+    "dynamic": _INT, "reply_file_name": _OPTIONAL_TEXT, "error_count": _INT, "retry_at": _OPTIONAL_NUMBER,
+    "transient_since": _OPTIONAL_NUMBER, "active_seconds": _NUMBER, "notified_state": _OPTIONAL_INT,
+    "notify_retry_at": _OPTIONAL_NUMBER, "ca_bundle": _OPTIONAL_TEXT, "client_certificate": _OPTIONAL_TEXT,
+    "client_key": _OPTIONAL_TEXT, "max_bandwidth": _INT, "start_jitter": _OPTIONAL_INT,
+    "not_before": _OPTIONAL_NUMBER,
+}  # fmt: skip
+_FILE_KINDS = (_TEXT, _TEXT, _INT, _INT, _INT, _OPTIONAL_TEXT, _INT, _OPTIONAL_TEXT, _OPTIONAL_TEXT, _INT, _INT)
+# A job the daemon has had work for holds files: resume refuses a job without any.
+_NEEDS_FILES = {int(s) for s in (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING, JobState.TRANSFERRED)}
+
+
+class CorruptRow(ValueError):
+    """A row SQLite returned but bitscli cannot believe: which field, and what it held."""
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"{field} = {value!r}"[:200])
 
 
 def encode_job(job: Job) -> tuple[object, ...]:
@@ -169,20 +197,53 @@ def encode_job(job: Job) -> tuple[object, ...]:
     return tuple(values)
 
 
-def decode_job(row: Sequence[Any], files: tuple[JobFile, ...], credentials: tuple[Credential, ...]) -> Job:
-    # dict(zip()) and tuple look-ups instead of Enum(value) calls: `list` decodes 10,000 jobs.
+def decode_job(
+    row: Sequence[Any], files: tuple[JobFile, ...], credentials: tuple[Credential, ...], with_files: bool = True
+) -> Job:
+    """The job of a row; a row it cannot believe gives a corrupt job (corrupt_job) instead of an exception."""
     fields = dict(zip(JOB_FIELDS, row, strict=False))
-    fields["type"] = _TYPES[fields["type"]]
-    fields["state"] = _STATES[fields["state"]]
-    fields["priority"] = _PRIORITIES[fields["priority"]]
-    fields["proxy_usage"] = _PROXY_USAGES[fields["proxy_usage"]]
+    for name, kinds in _KINDS.items():
+        if type(fields[name]) not in kinds:
+            raise CorruptRow(name, fields[name])
+    # dict look-ups instead of Enum(value) calls (`list` decodes 10,000 jobs), and never a negative index.
+    for name, known in (("type", _TYPES), ("state", _STATES), ("priority", _PRIORITIES),
+                        ("proxy_usage", _PROXY_USAGES)):  # fmt: skip
+        if fields[name] not in known:
+            raise CorruptRow(name, fields[name])
+        fields[name] = known[fields[name]]
     for name in ("started", "custom_headers_write_only", "dynamic"):
         fields[name] = bool(fields[name])
     headers = fields["custom_headers"]
     fields["custom_headers"] = tuple(headers.split("\r\n")) if headers else ()
     code, context, file_index, message = row[len(JOB_FIELDS) :]
-    error = None if code is None else JobError(code, ErrorContext(context), file_index, message or "")
+    if code is not None and (type(code) is not int or context not in _CONTEXTS):
+        raise CorruptRow("error_code", code)
+    error = None if code is None else JobError(code, _CONTEXTS[context], file_index, message or "")
+    if with_files and not files and row[JOB_FIELDS.index("state")] in _NEEDS_FILES:
+        raise CorruptRow("files", "none")
     return Job(**fields, files=files, credentials=credentials, error=error)
+
+
+def corrupt_job(row: Sequence[Any], why: str) -> Job:
+    """What a row that cannot be read shows: its GUID and name where they are readable, in ERROR (or CANCELLED,
+    once cancelled), with "internal state corrupt" and the field; the daemon leaves it alone."""
+    fields = dict(zip(JOB_FIELDS, row, strict=False))
+
+    def text(name: str) -> str:
+        return fields[name] if isinstance(fields.get(name), str) else "?"
+
+    def number(name: str) -> float:
+        value = fields.get(name)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    message = f"internal state corrupt: {why}"
+    cancelled = fields.get("state") == int(JobState.CANCELLED)
+    return Job(
+        id=text("id"), display_name=text("display_name"), type=JobType.DOWNLOAD, owner=text("owner"),
+        creation_time=number("creation_time"), modification_time=number("modification_time"),
+        state=JobState.CANCELLED if cancelled else JobState.ERROR, corrupt=why,
+        error=JobError(0x80004005, ErrorContext.GENERAL_QUEUE_MANAGER, None, message),
+    )  # fmt: skip
 
 
 def encode_file(f: JobFile) -> tuple[object, ...]:
@@ -192,10 +253,17 @@ def encode_file(f: JobFile) -> tuple[object, ...]:
 
 
 def decode_file(values: Sequence[Any]) -> JobFile:
+    for name, value, kinds in zip(FILE_COLUMNS, values, _FILE_KINDS, strict=True):
+        if type(value) not in kinds:
+            raise CorruptRow(f"file {name}", value)
     remote, local, total, done, completed, ranges, valid, etag, last_modified, high_water, restarts = values
+    if total < UNKNOWN or done < 0 or high_water < 0 or restarts < 0:
+        raise CorruptRow("file bytes", (total, done))
     parsed = []
     for item in ranges.split(",") if ranges else ():
         offset, _, length = item.partition(":")
+        if not offset.isdigit() or not (length.isdigit() or length == "eof"):
+            raise CorruptRow("file ranges", ranges)
         parsed.append(ByteRange(int(offset), LENGTH_TO_EOF if length == "eof" else int(length)))
     return JobFile(
         remote, local, total, done, bool(completed), tuple(parsed), bool(valid), etag, last_modified,

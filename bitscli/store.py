@@ -1,34 +1,23 @@
-"""The job queue on disk: SQLite in WAL mode, migrations, transactions; with schema.py, the only SQL."""
+"""The job queue on disk: SQLite in WAL mode, its creation, migrations and transactions (transaction.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bitscli import paths
 from bitscli.errors import QueueError
-from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState, UploadState
 from bitscli.partfiles import fsync_directory
 from bitscli.schema import (
     APPLICATION_ID,
-    FILE_COLUMNS,
-    JOB_COLUMNS,
     MIGRATIONS,
     SCHEMA_VERSION,
-    UPLOAD_COLUMNS,
-    decode_file,
-    decode_job,
-    decode_upload,
-    encode_file,
-    encode_job,
-    encode_upload,
 )
-
-_FINAL_STATES = (int(JobState.ACKNOWLEDGED), int(JobState.CANCELLED))
+from bitscli.transaction import Transaction
 
 
 def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0, durable: bool = True) -> Queue:
@@ -242,158 +231,3 @@ class Queue:
     def _rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
-
-
-class Transaction:
-    """Reads and writes inside one transaction; speaks Job dataclasses, never rows."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def job(self, job_id: str) -> Job | None:
-        jobs = self._load("WHERE id = ?", (job_id,))
-        return jobs[0] if jobs else None
-
-    def jobs_named(self, name: str) -> list[Job]:
-        return self._load("WHERE display_name = ?", (name,))
-
-    def jobs(self, *, include_final: bool = False) -> list[Job]:
-        if include_final:
-            return self._load("", ())
-        return self._load(f"WHERE state NOT IN {_FINAL_STATES}", ())
-
-    def count_live_jobs(self) -> int:
-        return self._conn.execute(f"SELECT count(*) FROM jobs WHERE state NOT IN {_FINAL_STATES}").fetchone()[0]
-
-    def job_header(self, job_id: str) -> Job | None:
-        """The job without its files (credentials included): for per-file work on big jobs."""
-        jobs = self._load("WHERE id = ?", (job_id,), with_files=False)
-        return jobs[0] if jobs else None
-
-    def job_headers(self) -> list[Job]:
-        """Every live job without its files: what the scheduler needs, cheap for jobs of many files."""
-        return self._load(f"WHERE state NOT IN {_FINAL_STATES}", (), with_files=False)
-
-    def file(self, job_id: str, index: int) -> JobFile:
-        row = self._conn.execute(
-            f"SELECT {', '.join(FILE_COLUMNS)} FROM files WHERE job_id = ? AND idx = ?", (job_id, index)
-        ).fetchone()
-        return decode_file(row)
-
-    def files_at(self, job_id: str, indexes: Sequence[int]) -> dict[int, JobFile]:
-        """The files at these indexes, in one query per 500 (SQLite's host-parameter limit was 999 until 3.32)."""
-        found: dict[int, JobFile] = {}
-        for start in range(0, len(indexes), 500):
-            chunk = indexes[start : start + 500]
-            rows = self._conn.execute(
-                f"SELECT idx, {', '.join(FILE_COLUMNS)} FROM files WHERE job_id = ? AND idx IN "
-                f"({', '.join('?' * len(chunk))})",
-                (job_id, *chunk),
-            )
-            found.update((index, decode_file(values)) for index, *values in rows)
-        return found
-
-    def incomplete_files(self, job_id: str, after: int | None = None, limit: int = 1) -> list[tuple[int, JobFile]]:
-        """The first ``limit`` files not yet complete (above index ``after``, when given), with their indexes."""
-        rows = self._conn.execute(
-            f"SELECT idx, {', '.join(FILE_COLUMNS)} FROM files WHERE job_id = ? AND completed = 0 AND idx > ? "
-            "ORDER BY idx LIMIT ?",
-            (job_id, -1 if after is None else after, limit),
-        )
-        return [(index, decode_file(values)) for index, *values in rows]
-
-    def update_header(self, job: Job) -> None:
-        """Store the job's own columns only (its files are untouched)."""
-        assignments = ", ".join(f"{c} = ?" for c in JOB_COLUMNS)
-        self._conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encode_job(job), job.id))
-
-    def update_file(self, job_id: str, index: int, f: JobFile) -> None:
-        self._write_files(job_id, [(index, f)])
-
-    def update_files(self, job_id: str, files: Iterable[tuple[int, JobFile]]) -> None:
-        self._write_files(job_id, files)
-
-    def insert(self, job: Job) -> None:
-        marks = ", ".join("?" * len(JOB_COLUMNS))
-        self._conn.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({marks})", encode_job(job))
-        self._write_files(job.id, enumerate(job.files))
-        self._write_credentials(job.id, job.credentials)
-
-    def update(self, job: Job, previous: Job) -> None:
-        """Store ``job``, writing only the file rows that differ from ``previous``."""
-        assignments = ", ".join(f"{c} = ?" for c in JOB_COLUMNS)
-        self._conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encode_job(job), job.id))
-        if job.files != previous.files:
-            old = previous.files
-            self._write_files(job.id, ((i, f) for i, f in enumerate(job.files) if i >= len(old) or f != old[i]))
-            self._conn.execute("DELETE FROM files WHERE job_id = ? AND idx >= ?", (job.id, len(job.files)))
-        if job.credentials != previous.credentials:
-            self._conn.execute("DELETE FROM credentials WHERE job_id = ?", (job.id,))
-            self._write_credentials(job.id, job.credentials)
-
-    def upload_state(self, job_id: str) -> UploadState:
-        """The job's session and reply; an empty state for an upload that has not started."""
-        row = self._conn.execute(
-            f"SELECT {', '.join(UPLOAD_COLUMNS)} FROM uploads WHERE job_id = ?", (job_id,)
-        ).fetchone()
-        return decode_upload(row)
-
-    def save_upload_state(self, job_id: str, state: UploadState) -> None:
-        columns = UPLOAD_COLUMNS
-        marks = ", ".join("?" * (len(columns) + 1))
-        self._conn.execute(
-            f"INSERT OR REPLACE INTO uploads (job_id, {', '.join(columns)}) VALUES ({marks})",
-            (job_id, *encode_upload(state)),
-        )
-
-    def sessions_to_cancel(self) -> list[str]:
-        """Cancelled upload jobs whose server session is still open (Cancel-Session not yet sent)."""
-        rows = self._conn.execute(
-            "SELECT uploads.job_id FROM uploads JOIN jobs ON jobs.id = uploads.job_id "
-            "WHERE uploads.session_id IS NOT NULL AND uploads.closed = 0 AND jobs.state = ?",
-            (int(JobState.CANCELLED),),
-        )
-        return [row[0] for row in rows]
-
-    def delete_final_before(self, cutoff: float) -> int:
-        cursor = self._conn.execute(
-            f"DELETE FROM jobs WHERE state IN {_FINAL_STATES} AND modification_time < ?", (cutoff,)
-        )
-        return cursor.rowcount
-
-    def _write_files(self, job_id: str, files: Iterable[tuple[int, JobFile]]) -> None:
-        self._conn.executemany(
-            f"INSERT OR REPLACE INTO files (job_id, idx, {', '.join(FILE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * (len(FILE_COLUMNS) + 2))})",
-            ((job_id, i, *encode_file(f)) for i, f in files),
-        )
-
-    def _write_credentials(self, job_id: str, credentials: Sequence[Credential]) -> None:
-        self._conn.executemany(
-            "INSERT INTO credentials (job_id, target, scheme, username, password) VALUES (?, ?, ?, ?, ?)",
-            ((job_id, int(c.target), int(c.scheme), c.username, c.password) for c in credentials),
-        )
-
-    def _load(self, where: str, params: tuple[object, ...], with_files: bool = True) -> list[Job]:
-        """Jobs matching ``where``, oldest first, with their files and credentials."""
-        rows = self._conn.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs {where} ORDER BY seq", params).fetchall()
-        if not rows:
-            return []
-        # One query per child table, restricted to the selected jobs, keeps `list` of 10,000 jobs fast.
-        selected = f"SELECT id FROM jobs {where}"
-        files: dict[str, list[JobFile]] = {}
-        file_rows = self._conn.execute(
-            f"SELECT job_id, {', '.join(FILE_COLUMNS)} FROM files WHERE job_id IN ({selected}) ORDER BY job_id, idx",
-            params,
-        ) if with_files else ()  # fmt: skip
-        for job_id, *values in file_rows:
-            files.setdefault(job_id, []).append(decode_file(values))
-        credentials: dict[str, list[Credential]] = {}
-        for job_id, target, scheme, user, password in self._conn.execute(
-            f"SELECT job_id, target, scheme, username, password FROM credentials WHERE job_id IN ({selected})",
-            params,
-        ):
-            credentials.setdefault(job_id, []).append(
-                Credential(AuthTarget(target), AuthScheme(scheme), user, password)
-            )
-        return [decode_job(row, tuple(files.get(row[0], ())), tuple(credentials.get(row[0], ()))) for row in rows]

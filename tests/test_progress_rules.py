@@ -63,7 +63,7 @@ def test_a_server_that_ignores_range_and_always_cuts_ends_in_error(new_daemon, o
         if seen[-1] is JobState.ERROR:
             break
         assert seen[-1] is JobState.TRANSIENT_ERROR
-        clock.advance(60)
+        clock.advance(75)  # the retry delay and its spread
     assert seen[-1] is JobState.ERROR, seen
     found = get_job(open_context(), job)
     assert found.error is not None
@@ -84,8 +84,8 @@ def test_bytes_fetched_again_do_not_reset_the_no_progress_timer(new_daemon, ok, 
     run_once(daemon)  # t=0: 1 MB new, then restarts that only fetch it again
     first = get_job(open_context(), job)
     assert first.state is JobState.TRANSIENT_ERROR
-    clock.advance(60)
-    run_once(daemon)  # t=60: more restarts, no new byte
-    clock.advance(60)
-    daemon.tick()  # t=120: past the no-progress timeout counted from the first error, whatever was re-fetched
+    clock.advance(75)
+    run_once(daemon)  # t=75: more restarts, no new byte
+    clock.advance(75)
+    daemon.tick()  # t=150: past the no-progress timeout counted from the first error, whatever was re-fetched
     assert state(job) is JobState.ERROR

@@ -228,6 +228,7 @@ def test_every_model_field_has_a_column() -> None:
     from bitscli import schema
     from bitscli.model import Job, JobFile
 
-    mapped_elsewhere = {"files", "credentials", "error"}  # child tables and the error columns
+    # Child tables, the error columns, and what a row that cannot be read gives instead (schema.corrupt_job).
+    mapped_elsewhere = {"files", "credentials", "error", "corrupt"}
     assert {f.name for f in dataclasses.fields(Job)} - mapped_elsewhere == set(schema.JOB_FIELDS)
     assert {f.name for f in dataclasses.fields(JobFile)} == set(schema.FILE_COLUMNS)

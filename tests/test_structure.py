@@ -103,7 +103,8 @@ def test_layering(path: Path) -> None:
     if not in_cli and rel not in ("output.py", "liveview.py"):
         assert not _starts(imports, "rich", "bitscli.output", "bitscli.liveview"), f"{rel} imports rich or output"
     if rel.startswith("transfer/"):  # moving bytes: never the queue, the use cases or the daemon
-        assert not _starts(imports, "bitscli.store", "bitscli.service", "bitscli.daemon", "bitscli.partfiles"), rel
+        forbidden = ("bitscli.store", "bitscli.transaction", "bitscli.service", "bitscli.daemon", "bitscli.partfiles")
+        assert not _starts(imports, *forbidden), rel
     if rel.startswith("service/"):  # the use cases reach the engine only through the daemon
         assert not _starts(imports, "bitscli.transfer"), rel
         assert _starts(imports, "bitscli.daemon") <= {

@@ -376,7 +376,7 @@ def test_a_failing_server_application_is_a_transient_remote_application_error(
         assert error["context"] == "REMOTE_APPLICATION"
         assert error["code"] == "0x801901f4"  # the application's 500, as BG_E_HTTP_ERROR_500
         flag.touch()  # the application recovers; the retry sends the last fragment again
-        clock.advance(6)
+        clock.advance(7)  # the retry delay, 5 s, and its spread (up to a quarter more)
         run_once(daemon)
         run_once(daemon)
         assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout

@@ -13,7 +13,8 @@ from bitscli.daemon import transitions
 from bitscli.daemon.control import JobControl
 from bitscli.errors import HResult
 from bitscli.model import ACTIVE_STATES, Job, JobFile, UploadState
-from bitscli.store import Queue, Transaction
+from bitscli.store import Queue
+from bitscli.transaction import Transaction
 from bitscli.transfer.classify import TransferError
 
 log = logging.getLogger("bitscli.daemon")

@@ -62,7 +62,7 @@ class Daemon:
         for job_id in [j for j, w in self.workers.items() if not w.is_alive()]:
             del self.workers[job_id]
         now = self.clock.now()
-        jobs = self._job_headers()
+        jobs = [job for job in self._job_headers() if job.corrupt is None]  # a corrupt job waits for its cancel
         abandoned: list[Job | None] = []
         if any(self._due(job, now) is not job for job in jobs):
             with self.queue.write() as tx:

@@ -15,6 +15,7 @@ from bitscli.daemon.journal import Journal
 from bitscli.errors import BitsError, HResult
 from bitscli.model import ErrorContext, JobPriority
 from bitscli.partfiles import discard_all
+from bitscli.schema import CorruptRow
 from bitscli.store import Queue, open_queue
 
 log = logging.getLogger("bitscli.daemon")
@@ -59,6 +60,12 @@ class Worker(threading.Thread):
                 uploads.run(self.control, journal, client)
             else:
                 downloads.run(self.queue_path, self.control, journal, client)
+        except CorruptRow as exc:  # a file row that cannot be read: no retry will read it either
+            reason = f"internal state corrupt: {exc}"
+            log.error("job %s: %s", job_id, reason)
+            journal.update(lambda job, now: transitions.failed(
+                job, None, HResult.E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, reason, False, now,
+            ))  # fmt: skip
         except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried
             log.exception("job %s: unexpected failure", job_id)
             message = f"internal error: {type(exc).__name__}"

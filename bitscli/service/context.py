@@ -13,7 +13,8 @@ from bitscli.config import Config
 from bitscli.errors import AmbiguousJob, JobNotFound
 from bitscli.inputs.fields import parse_guid
 from bitscli.model import Job
-from bitscli.store import Queue, Transaction, open_queue
+from bitscli.store import Queue, open_queue
+from bitscli.transaction import Transaction
 
 
 @dataclass(frozen=True)

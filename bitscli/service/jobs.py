@@ -14,7 +14,7 @@ from bitscli.inputs import fields, names
 from bitscli.model import Job, JobFile, JobPriority, JobState, JobType
 from bitscli.partfiles import discard_all
 from bitscli.service.context import Context, change_job, resolve
-from bitscli.store import Transaction
+from bitscli.transaction import Transaction
 
 _DAY = 86_400
 

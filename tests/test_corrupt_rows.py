@@ -1,0 +1,71 @@
+"""One row that cannot be read is one corrupt job, never a broken queue (issue 13, item 1)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bitscli.errors import ExitCode
+from bitscli.model import JobState
+
+from .daemonproc import FakeClock, run_once, state
+from .faultserver import FaultServer
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    srv = FaultServer()
+    srv.put("/f", b"x" * 10_000)
+    yield srv
+    srv.close()
+
+
+def _spoil(home: Path, sql: str, *params: object) -> None:
+    conn = sqlite3.connect(home / "queue.db")
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+BAD_JOBS = [
+    ("UPDATE jobs SET state = 99 WHERE id = ?", "state"),
+    ("UPDATE jobs SET state = 'FOO' WHERE id = ?", "state"),
+    ("UPDATE jobs SET state = -1 WHERE id = ?", "state"),  # Python's negative index once made this CANCELLED
+    ("UPDATE jobs SET priority = 7 WHERE id = ?", "priority"),
+    ("UPDATE jobs SET display_name = x'ff' WHERE id = ?", "display_name"),  # a blob in a text column
+    ("UPDATE files SET ranges = 'x:y' WHERE job_id = ?", "ranges"),
+    ("UPDATE files SET bytes_total = -5 WHERE job_id = ?", "bytes"),
+    ("UPDATE credentials SET scheme = 42 WHERE job_id = ?", "credential"),
+    ("DELETE FROM files WHERE job_id = ?", "files"),  # a QUEUED job without a file cannot be
+]
+
+
+@pytest.mark.parametrize(("sql", "field"), BAD_JOBS, ids=[f for _, f in BAD_JOBS])
+def test_a_bad_row_is_one_corrupt_job_and_every_other_job_is_unaffected(
+    ok, cli, new_daemon, server: FaultServer, home: Path, tmp_path: Path, sql: str, field: str
+) -> None:
+    bad = ok("create", "--raw", "bad").stdout
+    good = ok("create", "--raw", "good").stdout
+    for ref, name in ((bad, "b"), (good, "g")):
+        ok("addfile", ref, server.url("/f"), str(tmp_path / name))
+        ok("setcredentials", ref, "SERVER", "BASIC", "u", "--password-file", "-", stdin="p")
+        ok("resume", ref)
+    _spoil(home, sql, bad)
+    listing = cli("list")
+    assert listing.exit_code == 0, listing.stderr
+    assert good in listing.stdout
+    shown = cli("info", bad, "--verbose")
+    assert shown.exit_code == 0, shown.stderr
+    assert "internal state corrupt" in shown.stdout
+    assert field in shown.stdout
+    assert cli("resume", bad).exit_code == ExitCode.INVALID_STATE  # it cannot change, but it can go
+    daemon = new_daemon(FakeClock())  # the daemon starts, and runs the rest: a background job at a time, so the
+    for _ in range(2):  # good one may wait for the bad one's worker to find its bad file row
+        run_once(daemon)
+    assert state(good) is JobState.TRANSFERRED
+    ok("cancel", bad)
+    assert state(bad) is JobState.CANCELLED
+    assert cli("list", "--all").exit_code == 0
