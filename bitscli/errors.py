@@ -71,6 +71,7 @@ class HResult(enum.IntEnum):
     ERROR_TOO_MANY_SESS = 0x80070045
     E_INVALIDARG = 0x80070057
     ERROR_DISK_FULL = 0x80070070
+    ERROR_FILE_TOO_LARGE = 0x800700DF
     ERROR_INTERNET_TIMEOUT = 0x80072EE2
     ERROR_INTERNET_NAME_NOT_RESOLVED = 0x80072EE7
     ERROR_INTERNET_CANNOT_CONNECT = 0x80072EFD
@@ -119,6 +120,7 @@ MESSAGES: dict[HResult, str] = {
     HResult.ERROR_TOO_MANY_SESS: "the server has too many upload sessions",
     HResult.E_INVALIDARG: "an argument is not valid",
     HResult.ERROR_DISK_FULL: "the disk is full",
+    HResult.ERROR_FILE_TOO_LARGE: "the file is larger than the file system or a size limit (ulimit -f) allows",
     HResult.ERROR_INTERNET_TIMEOUT: "the operation timed out",
     HResult.ERROR_INTERNET_NAME_NOT_RESOLVED: "the server name could not be resolved",
     HResult.ERROR_INTERNET_CANNOT_CONNECT: "the connection to the server could not be made",

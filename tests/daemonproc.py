@@ -17,9 +17,10 @@ from bitscli.service.jobs import get_job
 
 
 class DaemonProcess:
-    def __init__(self, home: Path, slice_seconds: float = 300.0) -> None:
+    def __init__(self, home: Path, slice_seconds: float = 300.0, file_size_limit: int | None = None) -> None:
         self.home = home
         self.slice_seconds = slice_seconds
+        self.file_size_limit = file_size_limit  # RLIMIT_FSIZE, as `ulimit -f` sets it
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProcess:
@@ -30,6 +31,7 @@ class DaemonProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=self._limits if self.file_size_limit is not None else None,
         )
         deadline = time.monotonic() + 30
         pid_file = self.home / "daemon.pid"
@@ -42,6 +44,12 @@ class DaemonProcess:
                 )
             time.sleep(0.02)
         raise RuntimeError("daemon did not start")
+
+    def _limits(self) -> None:
+        import resource
+
+        assert self.file_size_limit is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, self.file_size_limit))
 
     def kill9(self) -> None:
         assert self.process is not None

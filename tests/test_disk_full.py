@@ -127,3 +127,25 @@ def test_a_local_copy_on_a_full_disk_is_transient_and_resumes(small_disk: Disk) 
     small_disk.grow()
     local.copy(Download(source.as_uri(), str(part), offset=progress.offset, known=progress.version), progress)
     assert sha(part.read_bytes()) == sha(data)
+
+
+def test_a_file_size_limit_is_its_own_error(ok, home: Path, tmp_path: Path) -> None:
+    """Issue 13, item 7: EFBIG (`ulimit -f`, or a file system's largest file) is not a full disk, and no retry
+    makes the file fit: ERROR_FILE_TOO_LARGE, and ERROR at once."""
+    from .daemonproc import DaemonProcess, wait_for
+
+    server = FaultServer()
+    server.put("/big", os.urandom(3 << 20))
+    daemon = DaemonProcess(home, file_size_limit=1 << 20).start()
+    try:
+        job = ok("create", "--raw", "big").stdout
+        ok("addfile", job, server.url("/big"), str(tmp_path / "big"))
+        ok("resume", job)
+        wait_for(lambda: state(job) is JobState.ERROR)
+        error = ok("geterror", job, "--json").json["value"]
+        assert error["code"] == "0x800700df"
+        assert "ERROR_FILE_TOO_LARGE" in ok("geterror", job).stdout
+    finally:
+        daemon.stop()
+        daemon.close()
+        server.close()

@@ -111,8 +111,10 @@ def transport_error(exc: BaseException, url: str) -> TransferError:
 
 def local_error(exc: OSError, path: str) -> TransferError:
     """A local-disk failure: a full disk is transient (space can be freed), a bad path or permission fatal."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        code, transient = HResult.ERROR_DISK_FULL, True
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        code, transient = HResult.ERROR_DISK_FULL, True  # space can be freed
+    elif exc.errno == errno.EFBIG:
+        code, transient = HResult.ERROR_FILE_TOO_LARGE, False  # a file system's or ulimit's size: no retry helps
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         code, transient = HResult.E_ACCESSDENIED, False
     elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
