@@ -18,7 +18,7 @@ class ExitCode(enum.IntEnum):
     QUEUE = 7  # the queue database is unreadable, corrupt, newer than this bitscli, or busy
     CONFIG = 8  # the configuration file is malformed
     NOT_SUPPORTED = 9  # a BitsAdmin switch that bitscli deliberately does not implement
-    TRANSFER_FAILED = 10  # `transfer` or `wait` ended with the job in ERROR (or cancelled)
+    TRANSFER_FAILED = 10  # `transfer` or `wait` ended with the job in ERROR (or cancelled); `complete` kept nothing
     DAEMON = 11  # the daemon is not running (`daemon status`) or could not be started or stopped
     TIMEOUT = 12  # `wait --timeout` ran out
     INTERRUPTED = 130  # Ctrl-C

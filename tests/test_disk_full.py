@@ -149,3 +149,52 @@ def test_a_file_size_limit_is_its_own_error(ok, home: Path, tmp_path: Path) -> N
         daemon.stop()
         daemon.close()
         server.close()
+
+
+def test_a_directory_removed_mid_job_is_never_counted_as_progress(new_daemon, ok, cli, tmp_path: Path) -> None:
+    """Issue 13, item 6: `rm -rf` the destination and make it again; the bytes written into the unlinked part
+    file are on no disk: no checkpoint counts them, the error is transient, and the file starts over."""
+    import shutil
+
+    from .daemonproc import settle, wait_for
+
+    data = os.urandom(4 << 20)
+    server = FaultServer()
+    server.put("/f", data)
+    server.chunk_delay = 0.05  # 64 KiB each: about three seconds, time to pull the floor away
+    target_dir = tmp_path / "dest"
+    target_dir.mkdir()
+    try:
+        job = ok("create", "--raw", "j").stdout
+        ok("addfile", job, server.url("/f"), str(target_dir / "f"))
+        ok("setminretrydelay", job, "5")
+        ok("resume", job)
+        clock = FakeClock()
+        daemon = new_daemon(clock)
+        daemon.tick()
+        wait_for(lambda: any(p.stat().st_size > 0 for p in target_dir.iterdir()))
+        shutil.rmtree(target_dir)
+        target_dir.mkdir()
+        settle(daemon)
+        found = get_job(open_context(), job)
+        assert found.state is JobState.TRANSIENT_ERROR, found.error
+        assert found.error is not None
+        assert found.error.context is ErrorContext.LOCAL_FILE
+        on_disk = sum(p.stat().st_size for p in target_dir.iterdir())
+        assert found.bytes_transferred <= on_disk  # never progress that no disk holds
+        server.chunk_delay = 0.0
+        clock.advance(7)
+        run_once(daemon)
+        assert state(job) is JobState.TRANSFERRED
+        ok("complete", job)
+        assert hashlib.sha256((target_dir / "f").read_bytes()).digest() == hashlib.sha256(data).digest()
+    finally:
+        server.close()
+
+
+def test_complete_that_keeps_nothing_is_not_a_success(ok, cli, tmp_path: Path) -> None:
+    job = ok("create", "--raw", "j").stdout
+    ok("addfile", job, "http://127.0.0.1:1/f", str(tmp_path / "f"))
+    result = cli("complete", job)
+    assert result.exit_code == 10
+    assert "nothing was kept" in result.stderr

@@ -7,7 +7,7 @@ import typer
 
 from bitscli import output
 from bitscli.cli.params import JobArg, JsonOpt, RawOpt, context
-from bitscli.errors import InvalidValue
+from bitscli.errors import InvalidValue, TransferFailed
 from bitscli.inputs.fields import parse_priority
 from bitscli.inputs.names import redact_url
 from bitscli.model import JobType
@@ -158,6 +158,13 @@ def complete(job: JobArg) -> None:
     Example: bitscli complete nightly
     """
     result = completion.complete(context(), job)
+    if result.total and not result.kept:
+        # Completed (as BITS does), but a script must not take "nothing kept" for success.
+        raise TransferFailed(
+            f"job {result.job.id} was completed, but none of its {result.total} file(s) had been transferred: "
+            "nothing was kept",
+            hint="look before you complete: bitscli info JOB --verbose (or bitscli wait JOB)",
+        )
     if result.partial:
         # BG_S_PARTIAL_COMPLETE is a success code in BITS; the message says what was dropped.
         output.line(f"Job partially completed: {result.kept} of {result.total} file(s) kept.")

@@ -12,7 +12,7 @@ from bitscli import libc
 from bitscli.daemon.control import JobControl
 from bitscli.daemon.journal import Journal, Progress
 from bitscli.store import open_queue
-from bitscli.transfer.classify import TransferError, local_error
+from bitscli.transfer.classify import TransferError, part_file_error
 
 BATCH_SECONDS = 0.02  # how long the helper waits for more finished files before it syncs and records a batch
 
@@ -124,7 +124,7 @@ def sync_files(batch: list[Finished]) -> tuple[list[Finished], TransferError | N
             finally:
                 os.close(fd)
         except OSError as exc:
-            failure = failure or local_error(exc, item.part)
+            failure = failure or part_file_error(exc, item.part)
             continue
         synced.append(item)
     return synced, failure

@@ -125,6 +125,17 @@ def local_error(exc: OSError, path: str) -> TransferError:
     return TransferError(message, code=code, context=ErrorContext.LOCAL_FILE, transient=transient)
 
 
+def part_file_error(exc: OSError, part: str) -> TransferError:
+    """A part file that cannot be opened, or vanished under a transfer: a missing directory is transient (it may
+    be made again: the file then starts over), anything else as local_error says."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return TransferError(
+            f"the part file {part} or its directory is gone; the file starts over once the directory exists",
+            code=HResult.ERROR_PATH_NOT_FOUND, context=ErrorContext.LOCAL_FILE, transient=True,
+        )  # fmt: skip
+    return local_error(exc, part)
+
+
 def protocol_error(message: str, *, code: int = HResult.ERROR_INTERNET_INVALID_SERVER_RESPONSE) -> TransferError:
     """The server broke HTTP's rules (wrong Content-Range, ...): retried later, never spliced."""
     return TransferError(message, code=code, context=ErrorContext.REMOTE_FILE, transient=True)

@@ -12,7 +12,14 @@ from bitscli.errors import HResult, http_status
 from bitscli.inputs.network import is_secret_header
 from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
 from bitscli.transfer import direct, files, sink
-from bitscli.transfer.classify import TransferError, http_error, local_error, protocol_error, transport_error
+from bitscli.transfer.classify import (
+    TransferError,
+    http_error,
+    local_error,
+    part_file_error,
+    protocol_error,
+    transport_error,
+)
 from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
 from bitscli.transfer.pacing import paced_into, paced_read
 from bitscli.transfer.types import Download, Progress, Version
@@ -48,7 +55,7 @@ def download(client: Client, job: Download, progress: Progress) -> Version:
     try:
         fd, offset = files.open_part(job.part, job.offset)
     except OSError as exc:
-        raise local_error(exc, job.part) from None
+        raise part_file_error(exc, job.part) from None
     try:
         return _download(client, job, progress, fd, offset)
     finally:

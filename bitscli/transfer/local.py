@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 from bitscli.errors import HResult
 from bitscli.model import UNKNOWN, ErrorContext
 from bitscli.transfer import files, sink
-from bitscli.transfer.classify import TransferError, local_error
+from bitscli.transfer.classify import TransferError, local_error, part_file_error
 from bitscli.transfer.pacing import paced_read
 from bitscli.transfer.types import CHUNK, Download, Progress, Stopped, Version
 
@@ -37,7 +37,7 @@ def copy(job: Download, progress: Progress) -> Version:
         try:
             fd, offset = files.open_part(job.part, job.offset)
         except OSError as exc:
-            raise local_error(exc, job.part) from None
+            raise part_file_error(exc, job.part) from None
         try:
             if offset and version.differs_from(job.known):
                 files.restart(fd)

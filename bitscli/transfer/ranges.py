@@ -7,7 +7,7 @@ import os
 from bitscli.errors import HResult
 from bitscli.model import LENGTH_TO_EOF, UNKNOWN, ByteRange, ErrorContext
 from bitscli.transfer import files
-from bitscli.transfer.classify import TransferError, http_error, local_error
+from bitscli.transfer.classify import TransferError, http_error, part_file_error
 from bitscli.transfer.client import Client
 from bitscli.transfer.http import base_headers, check_partial, probe, request, restart, stream
 from bitscli.transfer.types import Download, Progress, Version
@@ -32,7 +32,7 @@ def download(client: Client, job: Download, ranges: tuple[ByteRange, ...], progr
     try:
         fd, offset = files.open_part(job.part, job.offset)
     except OSError as exc:
-        raise local_error(exc, job.part) from None
+        raise part_file_error(exc, job.part) from None
     try:
         head, url = probe(client, job)
         if head is None or head.size == UNKNOWN:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import threading
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bitscli import libc
 from bitscli.transfer import files
-from bitscli.transfer.classify import local_error
+from bitscli.transfer.classify import local_error, part_file_error
 from bitscli.transfer.types import Stopped
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ class Syncer:
     def _sync(self, offset: int) -> None:
         try:
             os.fsync(self.fd)  # every byte below `offset` was written before this started
+            _still_linked(self.fd)
             libc.write_back_and_drop(self.fd, self.dropped_offset, offset)
             self.dropped_offset = offset
             self.progress.checkpoint(offset, self.version, self.url)
@@ -182,13 +184,21 @@ class Syncer:
         self.finish()
         try:
             os.fsync(self.fd)
+            _still_linked(self.fd)
         except OSError as exc:
-            raise local_error(exc, "part file") from None
+            raise part_file_error(exc, "part file") from None
         self.progress.checkpoint(offset, self.version, self.url)
 
     def _raise_pending(self) -> None:
         if self.error is not None:
             error, self.error = self.error, None
             if isinstance(error, OSError):
-                raise local_error(error, "part file")
+                raise part_file_error(error, "part file")
             raise error
+
+
+def _still_linked(fd: int) -> None:
+    """Bytes written to a part file that was unlinked (its directory removed, say) are on no disk anyone will
+    read: no checkpoint may count them. Raises ENOENT then."""
+    if os.fstat(fd).st_nlink == 0:
+        raise FileNotFoundError(errno.ENOENT, "the part file was removed while it was written")
