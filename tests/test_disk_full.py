@@ -85,6 +85,26 @@ def test_the_engine_reports_a_full_disk_and_resumes_after_space_is_freed(
     assert sha(part.read_bytes()) == sha(DATA)
 
 
+@pytest.mark.parametrize("around_the_cache", [False, True], ids=["page cache", "O_DIRECT"])
+def test_what_fit_before_a_full_disk_is_recorded(
+    server, small_disk: Disk, around_the_cache: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, item 8: the bytes written before the disk filled are fsynced and checkpointed before the error,
+    so a retry starts from them, not from the last periodic checkpoint (none, in the first second)."""
+    if around_the_cache:
+        monkeypatch.setattr(direct, "MIN_BYTES", 1 << 20)
+        monkeypatch.setattr(direct, "BUFFER", 256 << 10)
+    part, progress = small_disk.path / ".part", Checkpoints()
+    client = Client()
+    try:
+        with pytest.raises(TransferError):
+            download(client, Download(server.url("/f"), str(part), timeout=(5, 5)), progress)
+    finally:
+        client.close()
+    assert progress.offset > 0
+    assert part.read_bytes()[: progress.offset] == DATA[: progress.offset]
+
+
 def test_a_job_waits_in_transient_error_and_completes_once_the_disk_has_room(
     new_daemon, ok, server, small_disk: Disk
 ) -> None:

@@ -111,6 +111,10 @@ class PartWriter:
         if self.error is not None:
             error, self.error = self.error, None
             if isinstance(error, OSError):
+                # A full disk (say) stops the writes, but the bytes before the failing one are written: made
+                # durable and recorded now, the retry starts from them instead of from the last checkpoint.
+                with contextlib.suppress(Exception):
+                    self.syncer.save(self.offset)
                 raise local_error(error, "part file") from None
             raise error
         return self.offset
