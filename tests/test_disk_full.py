@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -218,3 +219,54 @@ def test_complete_that_keeps_nothing_is_not_a_success(ok, cli, tmp_path: Path) -
     result = cli("complete", job)
     assert result.exit_code == 10
     assert "nothing was kept" in result.stderr
+
+
+def test_a_full_state_disk_does_not_stop_the_daemon(ok, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13, item 3: the queue's file system fills up mid-job; the daemon keeps running, says why in its log
+    (no traceback), waits, and finishes the job once there is room again, losing nothing."""
+    from .daemonproc import DaemonProcess, wait_for
+
+    home = tmp_path / "state"
+    home.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(home)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"mounting a tmpfs needs root: {mounted.stderr.decode().strip()}")
+    server = FaultServer()
+    data = os.urandom(4 << 20)
+    server.put("/f", data)
+    server.chunk_delay = 0.02
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setenv("BITSCLI_HOME", str(home))
+    daemon = DaemonProcess(home)
+    filler = home / "filler"
+    try:
+        job = ok("create", "--raw", "j").stdout
+        ok("addfile", job, server.url("/f"), str(out / "f"))
+        daemon.start()
+        ok("resume", job)
+        wait_for(lambda: any(p.stat().st_size > 0 for p in out.iterdir()))
+        log = home / "daemon.log"
+        # Room kept for the log alone (allocated past its end), so that it can say why once the disk is full.
+        reserved = subprocess.run(["fallocate", "-n", "-o", str(log.stat().st_size), "-l", "262144", str(log)],
+                                  capture_output=True, check=False)  # fmt: skip
+        if reserved.returncode:
+            pytest.skip(f"fallocate --keep-size is not available: {reserved.stderr.decode().strip()}")
+        with open(filler, "wb") as fill, contextlib.suppress(OSError):  # the state disk is full now
+            while True:
+                fill.write(b"\0" * 65536)
+                fill.flush()
+        wait_for(lambda: "cannot" in log.read_text())
+        assert daemon.process is not None
+        assert daemon.process.poll() is None  # still running
+        filler.unlink()  # room again
+        server.chunk_delay = 0.0
+        wait_for(lambda: ok("getstate", job).stdout == "TRANSFERRED\n", timeout=90)
+        ok("complete", job)
+        assert hashlib.sha256((out / "f").read_bytes()).digest() == hashlib.sha256(data).digest()
+        assert "Traceback" not in log.read_text()
+    finally:
+        daemon.stop()
+        daemon.close()
+        server.close()
+        subprocess.run(["umount", "-l", str(home)], check=False)

@@ -12,7 +12,7 @@ from bitscli.clock import Clock
 from bitscli.daemon import notify, scheduler, transitions, wakeup
 from bitscli.daemon.bandwidth import Bandwidth
 from bitscli.daemon.worker import Worker
-from bitscli.errors import ConfigError
+from bitscli.errors import ConfigError, QueueError
 from bitscli.model import ACTIVE_STATES, Job, JobState
 from bitscli.partfiles import discard_all
 from bitscli.policy import Policy
@@ -27,6 +27,7 @@ TICK_SECONDS = 1.0  # ticks happen at least this often, for timers and slices
 # progress many times a second in a job of small files: ticking for each (a tick reads every live job) takes
 # the CPU and the GIL from the transfer. Such changes wait until this long after the last tick.
 UNANNOUNCED_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 30.0  # the longest wait between tries of a queue that cannot be written (a full disk)
 
 
 class Daemon:
@@ -44,6 +45,8 @@ class Daemon:
         self._config_seen = _stamp(config_path) if bandwidth_policy is not None else (-1, -1)
         self.reload_requested = threading.Event()  # SIGHUP
         self.background_threads = False  # from the config file: background workers at a low CPU and I/O priority
+        self.workers_paused_until = 0.0  # monotonic: no worker starts before (the queue could not be written)
+        self._worker_backoff = 0.0
         self.clock = clock
         self.slice_seconds = slice_seconds
         self.queue = open_queue(queue_path, durable=False)
@@ -91,14 +94,24 @@ class Daemon:
                 log.info("job %s: stopping its transfer", job_id)
                 worker.stop()
         self.bandwidth.set_rates({job_id: allowed[job_id].rate or 0 for job_id in plan.job_ids if job_id in allowed})
-        for job_id in plan.job_ids - set(self.workers):
+        paused = self.clock.monotonic() < self.workers_paused_until  # a worker met a queue it could not write
+        for job_id in set() if paused else plan.job_ids - set(self.workers):
             log.info("job %s: starting its transfer", job_id)
-            worker = Worker(self.queue_path, job_id, self.clock, self.bandwidth, self.background_threads)
+            worker = Worker(self.queue_path, job_id, self.clock, self.bandwidth, self.background_threads,
+                            self._pause_workers)  # fmt: skip
             self.workers[job_id] = worker
             worker.start()
         self._cancel_sessions()
         self._notifications(jobs, now)
         return plan
+
+    def _pause_workers(self) -> None:
+        """A worker could not write the queue: no worker starts for a while, doubling while it goes on."""
+        now = self.clock.monotonic()
+        self._worker_backoff = min(MAX_BACKOFF_SECONDS, max(1.0, self._worker_backoff * 2))
+        if now >= self.workers_paused_until + MAX_BACKOFF_SECONDS:
+            self._worker_backoff = 1.0  # the trouble had passed: this is a new one
+        self.workers_paused_until = now + self._worker_backoff
 
     def _reload_if_changed(self) -> None:
         """The config file, again when it changed or SIGHUP asked; a bad one leaves the last good policy."""
@@ -159,6 +172,8 @@ class Daemon:
                 new = notify.record(job, launch, succeeded, self.clock.now())
                 if new is not job:  # a job that moved on meanwhile needs no write
                     tx.update_header(new)
+        except QueueError as exc:  # it runs again: the state it ran for was not recorded
+            log.error("job %s: recording its notification: %s", launch.job_id, exc.message)
         except Exception:
             log.exception("job %s: recording its notification", launch.job_id)
         finally:
@@ -191,20 +206,29 @@ class Daemon:
         """Tick when nudged, at least every TICK_SECONDS, and for changes to the queue nobody announced."""
         seen = None
         nudged = True  # the first tick is at once
-        next_tick = quiet_until = 0.0
+        next_tick = quiet_until = backoff = 0.0
         try:
             while not self.stop_event.is_set():
-                version = self.queue.data_version()
-                now = self.clock.monotonic()
-                # Without nudges (no AF_UNIX), every change must be looked at as soon as it is seen.
-                unannounced = version != seen and (not self.wake.listening or now >= quiet_until)
-                if nudged or unannounced or now >= next_tick:
-                    # Taken before the tick reads the queue: a change committed during the tick brings one
-                    # more tick, instead of being counted as seen without having been read.
-                    seen = version
-                    self.tick()
+                try:
+                    version = self.queue.data_version()
                     now = self.clock.monotonic()
-                    next_tick, quiet_until = now + TICK_SECONDS, now + UNANNOUNCED_SECONDS
+                    # Without nudges (no AF_UNIX), every change must be looked at as soon as it is seen.
+                    unannounced = version != seen and (not self.wake.listening or now >= quiet_until)
+                    if nudged or unannounced or now >= next_tick:
+                        # Taken before the tick reads the queue: a change committed during the tick brings one
+                        # more tick, instead of being counted as seen without having been read.
+                        seen = version
+                        self.tick()
+                        now = self.clock.monotonic()
+                        next_tick, quiet_until = now + TICK_SECONDS, now + UNANNOUNCED_SECONDS
+                        backoff = 0.0
+                except QueueError as exc:
+                    # A full or read-only state disk: what was committed stays committed; the daemon waits and
+                    # tries again, and goes on once the disk has room (nothing is lost by waiting).
+                    backoff = min(MAX_BACKOFF_SECONDS, max(1.0, backoff * 2))
+                    log.error("the queue cannot be used (%s); trying again in %.0f s", exc.message, backoff)
+                    self.stop_event.wait(backoff)
+                    continue
                 nudged = self.wake.wait(POLL_SECONDS, self.stop_event)
         finally:
             self.shutdown()
@@ -217,11 +241,14 @@ class Daemon:
             thread.join(timeout)
         self.workers.clear()
         now = self.clock.now()
-        with self.queue.write() as tx:
-            for job in tx.job_headers():
-                new = transitions.requeue(job, now)
-                if new is not job:
-                    tx.update_header(new)
+        try:
+            with self.queue.write() as tx:
+                for job in tx.job_headers():
+                    new = transitions.requeue(job, now)
+                    if new is not job:
+                        tx.update_header(new)
+        except QueueError as exc:  # the next start requeues them (a job left active with no worker)
+            log.error("daemon stopping without requeueing its jobs: %s", exc.message)
         self.queue.close()
         log.info("daemon stopped")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from bitscli import libc
@@ -12,7 +14,7 @@ from bitscli.daemon import transitions, wakeup
 from bitscli.daemon.bandwidth import Bandwidth, Pacer
 from bitscli.daemon.control import JobControl
 from bitscli.daemon.journal import Journal
-from bitscli.errors import BitsError, HResult
+from bitscli.errors import BitsError, HResult, QueueError
 from bitscli.model import ErrorContext, JobPriority
 from bitscli.partfiles import discard_all
 from bitscli.schema import CorruptRow
@@ -25,11 +27,13 @@ class Worker(threading.Thread):
     """Transfers one job until it is done, fails, or the daemon asks it to stop."""
 
     def __init__(
-        self, queue_path: Path, job_id: str, clock: Clock, bandwidth: Bandwidth | None = None, polite: bool = False
-    ) -> None:
+        self, queue_path: Path, job_id: str, clock: Clock, bandwidth: Bandwidth | None = None, polite: bool = False,
+        on_queue_error: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(name=f"job-{job_id}", daemon=True)
         self.queue_path = queue_path
         self.polite = polite  # a background job's thread at a low CPU and I/O priority, as BITS is a background service
+        self.on_queue_error = on_queue_error or (lambda: None)  # the daemon then waits before starting workers
         self.bandwidth = bandwidth or Bandwidth()
         self.control = JobControl(job_id, clock)
         stopping = self.control.stopping
@@ -60,6 +64,9 @@ class Worker(threading.Thread):
                 uploads.run(self.control, journal, client)
             else:
                 downloads.run(self.queue_path, self.control, journal, client)
+        except QueueError as exc:  # a full or read-only state disk: the job's record cannot be written now
+            log.error("job %s: the queue cannot be written (%s); the transfer stops until it can", job_id, exc.message)
+            self.on_queue_error()
         except CorruptRow as exc:  # a file row that cannot be read: no retry will read it either
             reason = f"internal state corrupt: {exc}"
             log.error("job %s: %s", job_id, reason)
@@ -69,9 +76,10 @@ class Worker(threading.Thread):
         except Exception as exc:  # a bug must not kill the daemon: the job reports it and is retried
             log.exception("job %s: unexpected failure", job_id)
             message = f"internal error: {type(exc).__name__}"
-            journal.update(lambda job, now: transitions.failed(
-                job, None, HResult.E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, message, True, now,
-            ))  # fmt: skip
+            with contextlib.suppress(QueueError):  # reported above; a queue that cannot be written waits
+                journal.update(lambda job, now: transitions.failed(
+                    job, None, HResult.E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, message, True, now,
+                ))  # fmt: skip
         finally:
             client.close()
             _discard_if_ended(queue, job_id)
