@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -585,3 +587,60 @@ def test_suspend_during_a_stalled_read_leaves_the_job_suspended(
     found = get_job(open_context(), job)
     assert found.state is JobState.SUSPENDED  # the broken read is ours, not a transient error
     assert found.error is None
+
+
+def test_an_immutable_state_directory_is_a_clean_daemon_error(ok, home: Path) -> None:
+    """Issue 13, item 4: `daemon run` said "internal error: PermissionError" (filelock's open)."""
+    ok("create", "j")
+    immutable = subprocess.run(["chattr", "+i", str(home)], capture_output=True, check=False)
+    if immutable.returncode:
+        pytest.skip(f"chattr +i is not available here: {immutable.stderr.decode().strip()}")
+    try:
+        for argv in (["daemon", "run"], ["daemon", "start"]):
+            result = run_process(*argv)
+            assert result.exit_code == 11, (argv, result.stderr)
+            assert "internal error" not in result.stderr
+            assert "writable" in result.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(home)], check=True)
+
+
+def test_an_immutable_queue_brings_no_restart_storm(ok, home: Path, tmp_path: Path) -> None:
+    """Issue 13, item 4: `chattr +i queue.db` made the daemon start the job's worker every tick, each dying with a
+    traceback. Now the worker stops with one line, workers wait with a growing back-off, and the job goes on
+    once the file is writable again."""
+    server = FaultServer()
+    server.put("/f", os.urandom(1 << 20))
+    daemon = DaemonProcess(home)
+    queue = home / "queue.db"
+    try:
+        job = ok("create", "--raw", "j").stdout
+        ok("addfile", job, server.url("/f"), str(tmp_path / "f"))
+        immutable = subprocess.run(["chattr", "+i", str(queue)], capture_output=True, check=False)
+        if immutable.returncode:
+            pytest.skip(f"chattr +i is not available here: {immutable.stderr.decode().strip()}")
+        subprocess.run(["chattr", "-i", str(queue)], check=True)
+        ok("resume", job)  # QUEUED, and the daemon's first worker opens the queue after the file is made immutable
+        subprocess.run(["chattr", "+i", str(queue)], check=True)
+        daemon.start()
+        log = home / "daemon.log"
+        wait_for(lambda: log.exists() and log.read_text().count("cannot be written") >= 3)
+        text = log.read_text()
+        starts = [_logged_at(line) for line in text.splitlines() if "starting its transfer" in line]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+        assert gaps[1] >= 1.5, gaps  # a storm restarts at every tick; the back-off waits 1, 2, 4 s... between
+        assert "Traceback" not in text
+        subprocess.run(["chattr", "-i", str(queue)], check=True)
+        wait_for(lambda: state(job) is JobState.TRANSFERRED, timeout=90)
+    finally:
+        subprocess.run(["chattr", "-i", str(queue)], capture_output=True, check=False)
+        daemon.stop()
+        daemon.close()
+        server.close()
+
+
+def _logged_at(line: str) -> float:
+    """The time of a daemon log line (its first 23 characters: 2026-11-30 18:33:01,123)."""
+    from datetime import datetime
+
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bitscli import paths
+from bitscli.errors import DaemonError
 
 LOG_BYTES = 1 << 20  # rotate the log at 1 MiB, keeping three old files
 LOG_BACKUPS = 3
@@ -47,8 +48,17 @@ def running() -> Running | None:
         lock.acquire(timeout=0)
     except Timeout:
         return _read_pid() or Running(-1, time.time())
+    except OSError as exc:
+        raise _unwritable(exc) from None
     lock.release()
     return None
+
+
+def _unwritable(exc: OSError) -> DaemonError:
+    return DaemonError(
+        f"cannot use the daemon's files in {paths.state_dir()}: {exc.strerror or exc}",
+        hint="the state directory must be writable (look for a read-only mount or chattr +i)",
+    )
 
 
 def _read_pid() -> Running | None:
@@ -69,7 +79,7 @@ def write_pid() -> None:
 
 
 def remove_pid() -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):  # gone already, or a directory made read-only under us
         pid_path().unlink()
 
 
@@ -126,6 +136,8 @@ def run_foreground(slice_seconds: float) -> Running | None:
         lock.acquire(timeout=2)  # a short wait: `daemon status` may be probing the lock right now
     except Timeout:
         return running() or Running(-1, time.time())
+    except OSError as exc:
+        raise _unwritable(exc) from None
     # The signals are caught before the pid file says the daemon runs: a SIGHUP from a service manager that
     # read it must not find the default action (which ends the process) still in place.
     stop, reload = threading.Event(), threading.Event()
@@ -141,8 +153,11 @@ def run_foreground(slice_seconds: float) -> Running | None:
     on_termination(on_stop, on_reload)
     wake: wakeup.Listener | None = None
     try:
-        write_pid()
-        setup_logging(to_stderr=sys.stderr.isatty())
+        try:
+            write_pid()
+            setup_logging(to_stderr=sys.stderr.isatty())
+        except OSError as exc:
+            raise _unwritable(exc) from None
         libc.keep_io_buffers()
         # Load the transfer engine now, so the first job does not wait for it.
         from bitscli.daemon import downloads, uploads  # noqa: F401
