@@ -84,6 +84,19 @@ def test_a_login_whose_package_is_missing_says_which_to_install(
     assert caught.value.code == 0x80200028  # BG_E_INVALID_AUTH_SCHEME
 
 
+def test_a_digest_nonce_the_server_dropped_is_answered_again(client: Client, tmp_path: Path) -> None:
+    """A server that renews its nonce without saying stale=true: the next file's remembered digest is refused
+    once, answered with the new challenge, and the file comes."""
+    server = LoginServer(("Digest",), "alice", "pw-digest", DATA)
+    try:
+        fetch(client, server.url(), tmp_path / "p", logins=BOTH)
+        server.NONCE = "a-new-nonce"  # type: ignore[misc]
+        fetch(client, server.url(), tmp_path / "q", logins=BOTH)
+    finally:
+        server.close()
+    assert sha((tmp_path / "q").read_bytes()) == sha(DATA)
+
+
 def test_a_refused_login_is_reported_not_repeated(client: Client, tmp_path: Path) -> None:
     server = LoginServer(("Basic",), "alice", "right", DATA)
     try:

@@ -76,8 +76,11 @@ class Authenticator:
             return str(self._digest[peer].build_digest_header(method, url))
         return None
 
-    def answer(self, peer: str, offered: Mapping[AuthScheme, str], method: str, url: str, host: str) -> str | None:
-        """The header value that answers a 401 or 407; None when the job has no login the peer accepts."""
+    def answer(
+        self, peer: str, offered: Mapping[AuthScheme, str], method: str, url: str, host: str, carried: str | None
+    ) -> str | None:
+        """The header value that answers a 401 or 407; None when the job has no login the peer accepts, or the
+        request it answers (``carried``: its header) already held that login and was refused (bits.md §6)."""
         if self._handshakes.get(peer) is not None and offered.keys() & {AuthScheme.NTLM, AuthScheme.NEGOTIATE}:
             context, scheme = self._handshakes[peer]
             token = offered.get(scheme, "")
@@ -92,8 +95,8 @@ class Authenticator:
         scheme = usable[0]
         login = self.logins[scheme]
         if scheme is AuthScheme.BASIC:
-            if self._known.get(peer) is AuthScheme.BASIC:
-                return None  # sent already and refused: report the 401 (bits.md §6: credentials once)
+            if (carried or "").startswith("Basic "):
+                return None  # sent with this request and refused: report the 401 (credentials once)
             self._known[peer] = scheme
             return _basic(login)
         if scheme is AuthScheme.DIGEST:
@@ -103,9 +106,8 @@ class Authenticator:
             digest = requests.auth.HTTPDigestAuth(login.username or "", login.password or "")
             digest.init_per_thread_state()
             digest._thread_local.chal = requests.utils.parse_dict_header(offered[scheme])
-            stale = self._known.get(peer) is AuthScheme.DIGEST and "stale=true" not in offered[scheme].lower()
-            if stale:
-                return None  # our digest was refused outright, not for a stale nonce
+            if (carried or "").startswith("Digest ") and "stale=true" not in offered[scheme].lower():
+                return None  # this request's digest was refused outright, not for an old nonce
             self._known[peer], self._digest[peer] = scheme, digest
             return str(digest.build_digest_header(method, url))
         context = _spnego_client(login, scheme, host)

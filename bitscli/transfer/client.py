@@ -137,6 +137,7 @@ class Client:
         unasked = proxies.unasked(proxy_peer, method, url) if proxies and absolute else None
         if unasked:
             sent["Proxy-Authorization"] = unasked
+        answered: dict[str, str] = {}  # the logins this request sent in answer to a challenge
         for _ in range(_LOGIN_LEGS):
             response = self._exchange(connection, method, target, sent, body, timeout, proxies, proxy_peer, url)
             status = response.status_code
@@ -147,11 +148,13 @@ class Client:
                 return response
             authenticator, who, name, challenge = asked
             offered = challenges(response.headers.get_all(challenge) or [])
-            value = authenticator.answer(who, offered, method, url, origin[0])
+            # A header sent unasked (remembered from an earlier request: an old Digest nonce) gets an answer; one
+            # that already answered this request's challenge and was refused does not.
+            value = authenticator.answer(who, offered, method, url, origin[0], answered.get(name))
             if value is None:
                 return response  # no login the peer accepts, or it refused ours: the 401 or 407 stands
             response.close()
-            sent[name] = value
+            sent[name] = answered[name] = value
         return response
 
     def _exchange(
@@ -217,11 +220,17 @@ class Client:
 
 
 def _proxy_login(proxies: Authenticator, peer: str, url: str) -> Callable[[Mapping[str, str] | None], str | None]:
+    """The Proxy-Authorization of each CONNECT: first what is known unasked, then the answers to 407s."""
+    carried: str | None = None
+
     def login(answer: Mapping[str, str] | None) -> str | None:
+        nonlocal carried
         if answer is None:
-            return proxies.unasked(peer, "CONNECT", url)
-        offered = challenges(answer.get_all("Proxy-Authenticate") or [])  # type: ignore[attr-defined]
-        return proxies.answer(peer, offered, "CONNECT", url, urlsplit(url).hostname or "")
+            carried = proxies.unasked(peer, "CONNECT", url)
+        else:
+            offered = challenges(answer.get_all("Proxy-Authenticate") or [])  # type: ignore[attr-defined]
+            carried = proxies.answer(peer, offered, "CONNECT", url, urlsplit(url).hostname or "", carried)
+        return carried
 
     return login
 
