@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from download import Bitscli, ensure_tools, make_file, start_nginx
+from download import report as report_failures
 
 WINDOW = 2.0  # seconds: the windows whose rates are checked, after the first
 SAMPLE = 0.05  # seconds between looks at the file's size
@@ -153,10 +154,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait()
-    for failure in failures:
-        print(f"MISSED: {failure}")
-    print("all targets met" if not failures else f"{len(failures)} target(s) missed")
-    return 1 if failures else 0
+    return report_failures(failures)
 
 
 if __name__ == "__main__":

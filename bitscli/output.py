@@ -280,8 +280,7 @@ def allowed_text(allowed: Allowed) -> str:
     """``waiting for the bandwidth window (until Mon 19:00)``, or ``ALLOWED RATE: 2 MiB/s (work hours (LOW))``."""
     until = f" until {time.strftime('%a %H:%M', time.localtime(allowed.until))}" if allowed.until else ""
     if allowed.rate == 0:
-        what = allowed.why if allowed.why == "its start jitter" else f"the bandwidth window: {allowed.why}"
-        return f"(waiting for {what}{until})"
+        return f"(waiting for {allowed.waiting_for}{until})"
     if allowed.rate is None:
         return "ALLOWED RATE: NO LIMIT"
     return f"ALLOWED RATE: {format_rate(allowed.rate)} ({allowed.why}{until})"

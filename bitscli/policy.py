@@ -80,6 +80,7 @@ class Allowed:
     rate: Cap
     why: str
     until: float | None = None  # wall-clock time of the next change, when the rate comes from a window
+    waiting_for: str = "the bandwidth window"  # what a rate of 0 waits for, as info says it
 
 
 def minute_of_week(now: float) -> int:
@@ -99,7 +100,7 @@ def allowed(policy: Policy, job: Job, now: float) -> Allowed:
         return Allowed(NO_LIMIT, "no limit")
     cap, why = min(limits, key=lambda c: c[0] or 0)
     until = None if why == "the job's cap" else _next_change(policy, minute, now)
-    return Allowed(cap, why, until)
+    return Allowed(cap, why, until, f"the bandwidth window: {why}")
 
 
 def _policy_caps(policy: Policy, priority: JobPriority, minute: int) -> list[tuple[Cap, str]]:
@@ -162,14 +163,17 @@ def parse_time(text: str) -> int:
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
-def parse_cap(text: str | int, *, off_is_no_limit: bool = True) -> Cap:
-    """A rate as setmaxbandwidth takes it; ``none`` (and a timetable's ``off``) for no limit, ``0`` to wait."""
+def parse_cap(text: str | int) -> Cap:
+    """A rate as setmaxbandwidth takes it (a TOML number is bytes a second); ``none`` and a timetable's ``off``
+    for no limit, ``0`` to wait."""
     from bitscli.errors import InvalidValue
     from bitscli.inputs.fields import parse_rate
 
     if isinstance(text, int):
-        return text if text >= 0 else _bad_cap(text)
-    if text.strip().lower() in ("none", "unlimited") or (off_is_no_limit and text.strip().lower() == "off"):
+        if text < 0:
+            raise PolicyError(f"bad rate {text!r}")
+        return text
+    if text.strip().lower() in ("none", "unlimited", "off"):
         return NO_LIMIT
     if text.strip() == "0":
         return 0
@@ -177,10 +181,6 @@ def parse_cap(text: str | int, *, off_is_no_limit: bool = True) -> Cap:
         return parse_rate(text)
     except InvalidValue as exc:
         raise PolicyError(exc.message) from None
-
-
-def _bad_cap(value: object) -> Cap:
-    raise PolicyError(f"bad rate {value!r}")
 
 
 def parse_timetable(text: str) -> tuple[tuple[int, Cap], ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bitscli.errors import HResult
 from bitscli.model import (
     LENGTH_TO_EOF,
     UNKNOWN,
@@ -242,7 +243,7 @@ def corrupt_job(row: Sequence[Any], why: str) -> Job:
         id=text("id"), display_name=text("display_name"), type=JobType.DOWNLOAD, owner=text("owner"),
         creation_time=number("creation_time"), modification_time=number("modification_time"),
         state=JobState.CANCELLED if cancelled else JobState.ERROR, corrupt=why,
-        error=JobError(0x80004005, ErrorContext.GENERAL_QUEUE_MANAGER, None, message),
+        error=JobError(HResult.E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER, None, message),
     )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ def info(job: JobArg, verbose: VerboseOpt = False, as_json: JsonOpt = False) -> 
         now = ctx.clock.now()
         allowed = policy.allowed(ctx.config.bandwidth, found, now)
         if found.not_before is not None and found.not_before > now:
-            allowed = policy.Allowed(0, "its start jitter", found.not_before)
+            allowed = policy.Allowed(0, "its start jitter", found.not_before, waiting_for="its start jitter")
     output.info(found, verbose=verbose, as_json=as_json, allowed=allowed)
 
 

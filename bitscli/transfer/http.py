@@ -159,26 +159,15 @@ def check_body_framing(response: Response, url: str) -> None:
     """A body bitscli stores is the file's own bytes, framed one way only; anything else is refused unread.
 
     RFC 9110 §8.4: a content coding (gzip, br, ...) is not the file, whatever Accept-Encoding asked for.
-    RFC 9112 §6.1 and §6.3: chunked is the one transfer coding a client must know; with Content-Length beside it
-    the message "ought to be handled as an error" (it is how responses are smuggled); a Content-Length that is
-    not one number, or differs from another, is unrecoverable.
+    RFC 9112 §6.3: Transfer-Encoding with Content-Length "ought to be handled as an error" (it is how responses
+    are smuggled). h11 (connection.py) has already refused every other bad framing: a Content-Length that is
+    not one number, a transfer coding other than chunked.
     """
     coding = (response.headers.get("Content-Encoding") or "").strip().lower()
     if coding not in ("", "identity"):
         raise protocol_error(f"{url} sent its body with Content-Encoding {coding}, not the file's own bytes")
-    transfer_coding = response.headers.get("Transfer-Encoding")
-    length = response.headers.get("Content-Length")
-    if transfer_coding is not None and transfer_coding.strip().lower() != "chunked":
-        raise protocol_error(f"{url} sent its body with Transfer-Encoding {transfer_coding.strip()}, not chunked")
-    if transfer_coding is not None and length is not None:
+    if response.headers.get("Transfer-Encoding") is not None and response.headers.get("Content-Length") is not None:
         raise protocol_error(f"{url} sent both Transfer-Encoding and Content-Length; the body's end is ambiguous")
-    if length is not None and not _single_length(length):
-        raise protocol_error(f"{url} sent an invalid or conflicting Content-Length ({length.strip()})")
-
-
-def _single_length(value: str) -> bool:
-    values = {v.strip() for v in value.split(",")}  # repeated fields arrive joined by commas (RFC 9110 §5.3)
-    return len(values) == 1 and next(iter(values)).isdigit()
 
 
 @contextlib.contextmanager
@@ -263,9 +252,9 @@ def check_partial(response: Response, offset: int, known: Version) -> tuple[int,
     if known.size != UNKNOWN and total != UNKNOWN and total != known.size:
         raise protocol_error(f"the file's size changed from {known.size} to {total} during the transfer")
     length = response.headers.get("Content-Length")
-    if length is not None and _single_length(length) and int(length.split(",")[0]) != last - first + 1:
+    if length is not None and int(length) != last - first + 1:  # one number: h11 has checked it
         raise protocol_error(
-            f"the server's Content-Length ({int(length.split(',')[0])}) is not its Content-Range's span "
+            f"the server's Content-Length ({length}) is not its Content-Range's span "
             f"({last - first + 1} bytes)", code=HResult.BG_E_INSUFFICIENT_RANGE_SUPPORT,
         )  # fmt: skip
     return total, last + 1
