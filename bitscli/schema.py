@@ -174,6 +174,19 @@ _FILE_KINDS = (_TEXT, _TEXT, _INT, _INT, _INT, _OPTIONAL_TEXT, _INT, _OPTIONAL_T
 _NEEDS_FILES = {int(s) for s in (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING, JobState.TRANSFERRED)}
 
 
+class DamagedText(str):
+    """Text whose bytes are not UTF-8 (a damaged page): shown with U+FFFD, and not the type any column needs,
+    so its row decodes as corrupt (_KINDS) instead of failing the whole read."""
+
+
+def decode_text(raw: bytes) -> str:
+    """The connections' text_factory: SQLite's default raises UnicodeDecodeError for every later row too."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return DamagedText(raw.decode(errors="replace"))
+
+
 class CorruptRow(ValueError):
     """A row SQLite returned but bitscli cannot believe: which field, and what it held."""
 

@@ -16,6 +16,7 @@ from bitscli.schema import (
     APPLICATION_ID,
     MIGRATIONS,
     SCHEMA_VERSION,
+    decode_text,
 )
 from bitscli.transaction import Transaction
 
@@ -36,11 +37,11 @@ def open_queue(path: Path | None = None, *, busy_timeout: float = 30.0, durable:
             # content (a truncate, a failed copy): starting a new queue in it would hide the loss.
             raise QueueError(
                 f"the queue {path} is an empty file, not a bitscli queue; it was left untouched",
-                hint=f"restore it from a backup, or move it aside (mv {path} {path}.broken) to start a new queue",
+                hint="restore it from a backup, or run bitscli queue recover to move it aside and start a new queue",
             )
     try:
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
+    except _SQLITE_ERRORS as exc:
         raise _queue_error(exc, path) from None
     queue = Queue(conn, path, busy_timeout, durable)
     try:
@@ -71,7 +72,7 @@ def _create(path: Path, busy_timeout: float) -> None:
             if not isinstance(exc, FileExistsError) and not path.exists():
                 os.replace(temporary, path)
         fsync_directory(str(path.parent))
-    except sqlite3.Error as exc:
+    except _SQLITE_ERRORS as exc:
         raise _queue_error(exc, path) from None
     except OSError as exc:
         raise QueueError(f"cannot create the queue {path}: {exc.strerror}") from None
@@ -81,12 +82,19 @@ def _create(path: Path, busy_timeout: float) -> None:
                 Path(f"{temporary}{suffix}").unlink()
 
 
-def _queue_error(exc: sqlite3.Error, path: Path) -> QueueError:
+# What an SQLite call raises: its errors, and UnicodeDecodeError when the message of one quotes damaged bytes of
+# the file (a schema whose text is not UTF-8); the rows' own text goes through schema.decode_text.
+_SQLITE_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
+def _queue_error(exc: sqlite3.Error | UnicodeDecodeError, path: Path) -> QueueError:
     name = getattr(exc, "sqlite_errorname", "")
+    if isinstance(exc, UnicodeDecodeError):
+        exc = sqlite3.DatabaseError("database disk image is malformed (text that is not UTF-8)")
     if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "malformed" in str(exc):
         return QueueError(
             f"the queue {path} is corrupt or not a bitscli queue ({exc}); it was left untouched",
-            hint=f"move it aside (mv {path} {path}.broken) and bitscli starts a new, empty queue",
+            hint="bitscli queue recover keeps every job it can still read (stop the daemon first)",
         )
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
         return QueueError(
@@ -105,6 +113,7 @@ class Queue:
 
     def __init__(self, conn: sqlite3.Connection, path: Path, busy_timeout: float, durable: bool = True) -> None:
         self._conn = conn
+        conn.text_factory = decode_text
         self.path = path
         self._busy_ms = int(busy_timeout * 1000)
         self._durable = durable
@@ -117,7 +126,7 @@ class Queue:
         """Changes whenever another connection commits: the daemon's cheap wake-up signal."""
         try:
             return self._conn.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error as exc:
+        except _SQLITE_ERRORS as exc:
             raise _queue_error(exc, self.path) from None
 
     @property
@@ -142,7 +151,7 @@ class Queue:
             # fetching again bytes that were already fsynced to the part file.
             self._conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
             self._conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
+        except _SQLITE_ERRORS as exc:
             raise _queue_error(exc, self.path) from None
 
     def _check_identity(self, version: int, app_id: int) -> None:
@@ -216,12 +225,12 @@ class Queue:
     def _transaction(self, begin: str) -> Iterator[Transaction]:
         try:
             self._conn.execute(begin)
-        except sqlite3.Error as exc:
+        except _SQLITE_ERRORS as exc:
             raise _queue_error(exc, self.path) from None
         try:
             yield Transaction(self._conn)
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except _SQLITE_ERRORS as exc:
             self._rollback()
             raise _queue_error(exc, self.path) from None
         except BaseException:

@@ -199,6 +199,9 @@ complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l all-users
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l count
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l refresh
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l help
+complete -c bitscli -n __fish_use_subcommand -a queue -d 'Check the queue file, and recover the jobs of a damaged one.'
+complete -c bitscli -n '__fish_seen_subcommand_from queue' -l help
+complete -c bitscli -n '__fish_seen_subcommand_from queue' -a 'check recover'
 complete -c bitscli -n __fish_use_subcommand -a removecredentials -d 'Remove the stored credentials for TARGET and SCHEME.'
 complete -c bitscli -n '__fish_seen_subcommand_from removecredentials' -l help
 complete -c bitscli -n __fish_use_subcommand -a replaceremoteprefix -d 'Rewrite the remote name of every file that starts with OLD.'

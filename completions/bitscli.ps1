@@ -54,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'listfiles' = @('--json', '--help')
         'makecustomheaderswriteonly' = @('--help')
         'monitor' = @('--all-users', '--count', '--refresh', '--help')
+        'queue' = @('check', 'recover', '--help')
         'removecredentials' = @('--help')
         'replaceremoteprefix' = @('--help')
         'reset' = @('--all-users', '--help')

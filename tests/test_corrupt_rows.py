@@ -36,6 +36,9 @@ BAD_JOBS = [
     ("UPDATE jobs SET state = -1 WHERE id = ?", "state"),  # Python's negative index once made this CANCELLED
     ("UPDATE jobs SET priority = 7 WHERE id = ?", "priority"),
     ("UPDATE jobs SET display_name = x'ff' WHERE id = ?", "display_name"),  # a blob in a text column
+    # text that is not UTF-8: SQLite's default decoding raised for the whole read
+    ("UPDATE jobs SET description = CAST(x'41ff42' AS TEXT) WHERE id = ?", "description"),
+    ("UPDATE files SET local_name = CAST(x'2fc328' AS TEXT) WHERE job_id = ?", "local_name"),
     ("UPDATE files SET ranges = 'x:y' WHERE job_id = ?", "ranges"),
     ("UPDATE files SET bytes_total = -5 WHERE job_id = ?", "bytes"),
     ("UPDATE credentials SET scheme = 42 WHERE job_id = ?", "credential"),

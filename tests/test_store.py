@@ -56,7 +56,7 @@ def test_garbage_queue_is_refused_and_left_alone(cli, home: Path) -> None:
     result = cli("list")
     assert result.exit_code == ExitCode.QUEUE
     assert "corrupt or not a bitscli queue" in result.stderr
-    assert "hint: move it aside" in result.stderr
+    assert "hint: bitscli queue recover" in result.stderr
     assert _digest(db) == before
     assert sorted(p.name for p in home.iterdir()) == ["queue.db"]
 
@@ -87,7 +87,7 @@ def test_an_emptied_queue_is_refused_not_started_anew(cli, ok, home: Path) -> No
         result = cli(*argv)
         assert result.exit_code == ExitCode.QUEUE, (argv, result.stderr)
         assert "empty file" in result.stderr
-        assert "mv " in result.stderr
+        assert "bitscli queue recover" in result.stderr
         assert db.stat().st_size == 0
 
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(SETTERS, "setters"),
     "completion": "completion",
     "config": "config",
+    "queue": "queue",
     "daemon": "daemon",
     "transfer": "transfer",
     "wait": "transfer",

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,29 @@ def running() -> Running | None:
         raise _unwritable(exc) from None
     lock.release()
     return None
+
+
+@contextlib.contextmanager
+def stopped() -> Iterator[None]:
+    """Hold the daemon's lock: no daemon runs while the block does (queue recover replaces the queue file)."""
+    from filelock import FileLock, Timeout
+
+    paths.ensure_private_dir(paths.state_dir())
+    lock = FileLock(lock_path(), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        found = _read_pid()
+        raise DaemonError(
+            f"the daemon is running{f' (pid {found.pid})' if found else ''} and has the queue open",
+            hint="stop it first: bitscli daemon stop (a command that needs it starts it again afterwards)",
+        ) from None
+    except OSError as exc:
+        raise _unwritable(exc) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _unwritable(exc: OSError) -> DaemonError:
