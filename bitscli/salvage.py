@@ -129,6 +129,7 @@ def _schema_readable(path: Path) -> bool:
 def _mend_first_page(copy: Path, template: Path, report: Recovery) -> None:
     """Page 1 holds the file header and the schema. Where damage there hides every table, put a new queue's
     page 1 in its place: our tables are created in a fixed order, so their root pages are the same numbers."""
+    _pad_truncated(copy)
     if _schema_readable(copy):
         return
     fresh = template.read_bytes()
@@ -152,6 +153,21 @@ def _mend_first_page(copy: Path, template: Path, report: Recovery) -> None:
         damaged.seek(0)
         damaged.write(original)
     report.notes.append("the file's header and schema are damaged beyond repair")
+
+
+def _pad_truncated(copy: Path) -> None:
+    """A file cut short (a failed copy, a full disk): SQLite refuses a schema whose root pages lie past the end,
+    so the copy grows back to the size its header gives, in zeros: pages that read as damaged, and are skipped."""
+    with open(copy, "r+b") as damaged:
+        header = damaged.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+            return
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size  # the file format's encoding of 64 KiB
+        wanted = int.from_bytes(header[28:32], "big") * page_size
+        size = os.fstat(damaged.fileno()).st_size
+        if size < wanted <= 1 << 40:
+            damaged.truncate(wanted)
 
 
 def _run_cli_recover(source: Path, scratch: Path, sqlite_cli: str | None, report: Recovery) -> Path | None:

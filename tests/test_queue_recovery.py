@@ -161,6 +161,20 @@ def test_recover_mends_a_damaged_schema(queue: Path) -> None:
     assert _jobs(_run("list", "--all", "--json")) == before
 
 
+def test_recover_a_truncated_file_names_every_job_it_lost(queue: Path) -> None:
+    before = _jobs(_run("list", "--all", "--json"))
+    size = queue.stat().st_size
+    os.truncate(queue, size - PAGE)  # the last page, a leaf of the files, is gone (a failed copy, a full disk)
+    assert _run("list").exit_code == ExitCode.QUEUE
+    report = _run("queue", "recover", "--json").json
+    assert report["kept"], report
+    assert report["lost"], report
+    assert {job["id"] for job in report["kept"]} | {job["id"] for job in report["lost"]} == set(before)
+    assert all(job["name"] for job in report["lost"])  # named from the index pages that remain
+    after = _jobs(_run("list", "--all", "--json"))
+    assert {job_id: before[job_id] for job_id in after} == after
+
+
 def test_recover_an_empty_file(queue: Path) -> None:
     queue.write_bytes(b"")
     assert _run("list").exit_code == ExitCode.QUEUE
