@@ -143,7 +143,8 @@ def _rate_cell(rate: float | None, allowed: Allowed | None) -> str:
     """The rate seen, and what the job may use beside it: ``1.9 MiB/s (cap 2 MiB/s)``, ``(waiting ...)``."""
     seen = f"{human_size(int(rate))}/s" if rate else ""
     if allowed is None or allowed.rate is None:
-        return seen
+        return f"{seen} (yields)".strip() if allowed is not None and allowed.yields else seen
     if allowed.rate == 0:
         return f"{seen} {allowed_text(allowed)}".strip()
-    return f"{seen} (cap {format_rate(allowed.rate)}: {allowed.why})".strip()
+    yields = "; yields" if allowed.yields else ""
+    return f"{seen} (cap {format_rate(allowed.rate)}: {allowed.why}{yields})".strip()

@@ -267,6 +267,7 @@ def info(job: Job, *, verbose: bool, as_json: bool, allowed: Allowed | None = No
             document["allowed_rate"] = {
                 "bytes_per_second": allowed.rate, "why": allowed.why,
                 "until": iso_time(allowed.until) if allowed.until is not None else None,
+                "yields_to_other_traffic": allowed.yields,
             }  # fmt: skip
         _json({"schema": JSON_SCHEMA_VERSION, "job": document})
         return
@@ -281,9 +282,10 @@ def allowed_text(allowed: Allowed) -> str:
     until = f" until {time.strftime('%a %H:%M', time.localtime(allowed.until))}" if allowed.until else ""
     if allowed.rate == 0:
         return f"(waiting for {allowed.waiting_for}{until})"
+    yields = "; yields to other traffic" if allowed.yields else ""
     if allowed.rate is None:
-        return "ALLOWED RATE: NO LIMIT"
-    return f"ALLOWED RATE: {format_rate(allowed.rate)} ({allowed.why}{until})"
+        return f"ALLOWED RATE: NO LIMIT{yields}"
+    return f"ALLOWED RATE: {format_rate(allowed.rate)} ({allowed.why}{until}){yields}"
 
 
 def jobs(items: list[Job], *, verbose: bool, as_json: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bitscli.model import Job, JobPriority
 
@@ -81,6 +81,7 @@ class Allowed:
     why: str
     until: float | None = None  # wall-clock time of the next change, when the rate comes from a window
     waiting_for: str = "the bandwidth window"  # what a rate of 0 waits for, as info says it
+    yields: bool = False  # below that rate, it backs off when other traffic needs the link (daemon/yielding.py)
 
 
 def minute_of_week(now: float) -> int:
@@ -90,6 +91,14 @@ def minute_of_week(now: float) -> int:
 
 def allowed(policy: Policy, job: Job, now: float) -> Allowed:
     """The rate for ``job`` at ``now``: its own cap at every priority; the policy for background jobs only."""
+    found = _allowed(policy, job, now)
+    # BITS gives background jobs only the bandwidth nobody else uses (bits.md §3); FOREGROUND jobs take their share.
+    if policy.yield_to_others and job.priority is not JobPriority.FOREGROUND and found.rate != 0:
+        return replace(found, yields=True)
+    return found
+
+
+def _allowed(policy: Policy, job: Job, now: float) -> Allowed:
     if policy.empty or job.priority is JobPriority.FOREGROUND:  # no window to look up (most jobs, every tick)
         return Allowed(job.max_bandwidth, "the job's cap") if job.max_bandwidth else Allowed(NO_LIMIT, "no limit")
     candidates: list[tuple[Cap, str]] = [(job.max_bandwidth or NO_LIMIT, "the job's cap")]

@@ -42,4 +42,11 @@ def check(
                      modification_time=now, priority=priority)  # fmt: skip
         allowed = policy.allowed(settings.bandwidth, sample, now)
         output.line(f"  {priority.name:<10} {output.allowed_text(allowed).removeprefix('ALLOWED RATE: ')}")
-    output.line(f"Yield to other traffic: {'on' if settings.bandwidth.yield_to_others else 'off'}")
+    if not settings.bandwidth.yield_to_others:
+        output.line("Yield to other traffic: off")
+    else:
+        from bitscli.transfer import tcpinfo
+
+        signal = "the kernel reports TCP round-trip times" if tcpinfo.supported() else (
+            "but this platform reports no TCP round-trip times: jobs will not yield")  # fmt: skip
+        output.line(f"Yield to other traffic: on, for every priority but FOREGROUND ({signal})")

@@ -21,12 +21,19 @@ class Bandwidth:
 
     def __init__(self) -> None:
         self._rates: dict[str, float] = {}
+        self._yielding: frozenset[str] = frozenset()
 
-    def set_rates(self, rates: dict[str, float]) -> None:
+    def set_rates(self, rates: dict[str, float], yielding: frozenset[str] = frozenset()) -> None:
+        """The rates in force, and the jobs that yield to other traffic (yielding.py): background jobs, unless
+        the policy says ``yield = false``."""
         self._rates = dict(rates)  # replaced whole: a worker never sees half an update
+        self._yielding = yielding
 
     def rate(self, job_id: str) -> float:
         return self._rates.get(job_id, 0.0)
+
+    def yields(self, job_id: str) -> bool:
+        return job_id in self._yielding
 
     def receive_buffer(self, job_id: str) -> int | None:
         """SO_RCVBUF for a new connection of this job: small enough that a low rate does not arrive in bursts."""

@@ -13,7 +13,7 @@ from bitscli.daemon import notify, scheduler, transitions, wakeup
 from bitscli.daemon.bandwidth import Bandwidth
 from bitscli.daemon.worker import Worker
 from bitscli.errors import ConfigError, QueueError
-from bitscli.model import ACTIVE_STATES, Job, JobState
+from bitscli.model import ACTIVE_STATES, Job, JobPriority, JobState
 from bitscli.partfiles import discard_all
 from bitscli.policy import Policy
 from bitscli.store import open_queue
@@ -93,7 +93,12 @@ class Daemon:
             if job_id not in plan.job_ids and not worker.stopping.is_set():
                 log.info("job %s: stopping its transfer", job_id)
                 worker.stop()
-        self.bandwidth.set_rates({job_id: allowed[job_id].rate or 0 for job_id in plan.job_ids if job_id in allowed})
+        # BITS yields idle bandwidth to other traffic for every priority but FOREGROUND (bits.md §3).
+        yielding = frozenset(j.id for j in jobs if j.id in plan.job_ids and j.priority is not JobPriority.FOREGROUND
+                             and self.policy.yield_to_others)  # fmt: skip
+        self.bandwidth.set_rates(
+            {job_id: allowed[job_id].rate or 0 for job_id in plan.job_ids if job_id in allowed}, yielding
+        )
         paused = self.clock.monotonic() < self.workers_paused_until  # a worker met a queue it could not write
         for job_id in set() if paused else plan.job_ids - set(self.workers):
             log.info("job %s: starting its transfer", job_id)

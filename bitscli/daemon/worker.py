@@ -14,6 +14,7 @@ from bitscli.daemon import transitions, wakeup
 from bitscli.daemon.bandwidth import Bandwidth, Pacer
 from bitscli.daemon.control import JobControl
 from bitscli.daemon.journal import Journal
+from bitscli.daemon.yielding import Yielder
 from bitscli.errors import BitsError, HResult, QueueError
 from bitscli.model import ErrorContext, JobPriority
 from bitscli.partfiles import discard_all
@@ -37,8 +38,23 @@ class Worker(threading.Thread):
         self.bandwidth = bandwidth or Bandwidth()
         self.control = JobControl(job_id, clock)
         stopping = self.control.stopping
-        pacer = Pacer(lambda: self.bandwidth.rate(job_id), clock.monotonic, lambda s: clock.wait(stopping, s))
-        self.control.pace = pacer.take
+        self.yielder: Yielder | None = None  # made in run(), once the job's direction and connections are known
+        self._pacer = Pacer(self._rate, clock.monotonic, lambda s: clock.wait(stopping, s))
+        self.control.pace = self._pace
+
+    def _rate(self) -> float:
+        """The lower of the rate in force (cap, policy) and the yielding controller's; 0 is no limit."""
+        rates = [self.bandwidth.rate(self.control.job_id), self.yielder.rate() if self.yielder else 0.0]
+        return min((r for r in rates if r > 0), default=0.0)
+
+    def _pace(self, nbytes: int) -> int:
+        yielder = self.yielder
+        if yielder is not None:
+            if self.bandwidth.yields(self.control.job_id):
+                yielder.moved(nbytes)
+            elif yielder.rate():
+                yielder.reset()  # made FOREGROUND, or the policy turned yielding off
+        return self._pacer.take(nbytes)
 
     @property
     def stopping(self) -> threading.Event:
@@ -60,6 +76,9 @@ class Worker(threading.Thread):
                 header = tx.job_header(job_id)
             if self.polite and header is not None and header.priority is not JobPriority.FOREGROUND:
                 libc.be_background()  # the threads this one starts (part writer, fsyncs) inherit it
+            receiving = header is None or not header.type.is_upload
+            self.yielder = Yielder(client.delays, self.control.clock.monotonic, receiving, job_id,
+                                   client.set_receive_window)  # fmt: skip
             if header is not None and header.type.is_upload:
                 uploads.run(self.control, journal, client)
             else:

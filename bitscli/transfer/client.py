@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -10,8 +12,10 @@ from urllib.parse import quote, urlsplit
 
 import h11
 
+from bitscli.transfer import tcpinfo
 from bitscli.transfer.auth import Authenticator, Login, challenges
 from bitscli.transfer.connection import Connection, Origin, ProxyUnreachable, WireResponse, shut_down
+from bitscli.transfer.tcpinfo import Delay
 from bitscli.transfer.tls import context_for
 
 # What a request or a body read raises when the network or the server fails (classify.transport_error).
@@ -77,6 +81,22 @@ class Client:
         for connection in self._connections.values():
             connection.close()
         self._connections.clear()
+
+    def delays(self) -> tuple[object, Delay] | None:
+        """The kernel's round-trip times on the connection in use, with its peer (the signal of yielding).
+        All zeros where the platform does not report them; None when no connection is open."""
+        active = self._active
+        if active is None or active.sock is None:
+            return None
+        return active.proxy or active.origin, tcpinfo.read(active.sock) or Delay(0.0, 0.0, 0.0)
+
+    def set_receive_window(self, window: int | None) -> None:
+        """Bound the receive window of the connection in use (SO_RCVBUF), or None: the largest the system
+        allows (net.core.rmem_max). Setting it ends the kernel's own tuning of that buffer, for this socket."""
+        active = self._active
+        if active is not None and active.sock is not None:
+            with contextlib.suppress(OSError):
+                active.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window or 1 << 30)
 
     def abort(self) -> None:
         """Break the request in flight, from another thread: a blocked send or wait for the answer fails at once.
