@@ -65,6 +65,31 @@ class TransferView:
             self._bar.stop()
 
 
+class BitsadminProgress:
+    """/TRANSFER's progress as BitsAdmin prints it, a line per change (at most one a second but for a new state):
+    ``DISPLAY: 'name' STATE: TRANSFERRING FILES: 0 / 1 BYTES: 26895 / 2009296 (1%)``."""
+
+    EVERY = 1.0
+
+    def __init__(self) -> None:
+        self._last: tuple[str, int] | None = None
+        self._last_time = 0.0
+
+    def update(self, job: Job) -> None:
+        total = "UNKNOWN" if job.bytes_total == UNKNOWN else str(job.bytes_total)
+        percent = f" ({100 * job.bytes_transferred // job.bytes_total}%)" if job.bytes_total > 0 else ""
+        now = time.monotonic()
+        key = (job.state.name, job.bytes_transferred)
+        if key == self._last or (self._last and self._last[0] == key[0] and now - self._last_time < self.EVERY):
+            return
+        line(f"DISPLAY: '{job.display_name}' STATE: {job.state.name} FILES: {job.files_transferred} / "
+             f"{job.files_total} BYTES: {job.bytes_transferred} / {total}{percent}")  # fmt: skip
+        self._last, self._last_time = key, now
+
+    def close(self) -> None:
+        pass
+
+
 class Monitor:
     """All jobs, redrawn every refresh: a live table on a terminal, BitsAdmin-style blocks when piped."""
 

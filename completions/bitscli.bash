@@ -90,7 +90,7 @@ _bitscli() {
         setstartjitter) opts='--help' ;;
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
-        transfer) opts='--acl-flags --download --dynamic --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
+        transfer) opts='--acl-flags --bitsadmin-output --download --dynamic --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
         wait) opts='--timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then

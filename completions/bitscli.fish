@@ -285,6 +285,7 @@ complete -c bitscli -n __fish_use_subcommand -a suspend -d 'Pause a job its prog
 complete -c bitscli -n '__fish_seen_subcommand_from suspend' -l help
 complete -c bitscli -n __fish_use_subcommand -a transfer -d 'Create a job, transfer it, wait and complete it a fatal error cancels it (exit 10), Ctrl-C too (130).'
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l acl-flags
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l bitsadmin-output
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l download
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l dynamic
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l max-bandwidth

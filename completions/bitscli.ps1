@@ -83,7 +83,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setstartjitter' = @('--help')
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
-        'transfer' = @('--acl-flags', '--download', '--dynamic', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
+        'transfer' = @('--acl-flags', '--bitsadmin-output', '--download', '--dynamic', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
         'wait' = @('--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })

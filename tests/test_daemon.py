@@ -217,6 +217,25 @@ def test_transfer_command_end_to_end(daemon_process: DaemonProcess, server, tmp_
     assert run_process("getstate", "t2").stdout == "CANCELLED\n"
 
 
+def test_bitsadmin_transfer_takes_its_name_first_and_prints_bitsadmin_lines(
+    daemon_process: DaemonProcess, server, tmp_path: Path
+) -> None:
+    """Issue 16 item 5: `/transfer /Download /priority Foreground URL FILE` (a public test suite's line) names
+    the job "/Download", downloads the file, and prints DISPLAY/STATE lines and `Transfer complete.`"""
+    daemon_process.start()
+    result = run_process("/transfer", "/Download", "/priority", "Foreground", server.url("/f"), str(tmp_path / "o"))
+    assert result.exit_code == 0, result.stderr
+    assert sha((tmp_path / "o").read_bytes()) == sha(DATA)
+    lines = result.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("DISPLAY: '/Download' STATE: ")]
+    assert progress, result.stdout
+    assert (
+        progress[-1] == f"DISPLAY: '/Download' STATE: TRANSFERRED FILES: 1 / 1 BYTES: {len(DATA)} / {len(DATA)} (100%)"
+    )
+    assert lines[-1] == "Transfer complete."
+    assert run_process("list", "--all", "--json").json["jobs"][0]["name"] == "/Download"
+
+
 def test_suspend_stops_a_running_transfer_and_keeps_progress(daemon_process, server, ok, tmp_path: Path) -> None:
     server.fault(trickle=0.001, times=1)  # about 1 KB/s: still running when we suspend
     job = ok("create", "--raw", "slow").stdout

@@ -8,7 +8,7 @@ import errno
 import importlib
 import os
 import sys
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -20,6 +20,8 @@ _HELP = """A persistent, per-user background transfer queue modelled on Windows 
 
 Jobs are lists of files; they start SUSPENDED, run after `resume`, and their files appear under
 their final names only at `complete`. BitsAdmin syntax works too: bitscli /create /download myjob
+
+Help on one command: bitscli help COMMAND (or bitscli COMMAND --help); the manual: man bitscli.
 """
 
 
@@ -44,8 +46,14 @@ def build_app(only: str | None = None) -> typer.Typer:
     return app
 
 
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print the version and exit.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error (anywhere on the line).")
+    ] = False,
+) -> None:
     """A persistent, per-user background transfer queue modelled on Windows BITS."""
+    # main() acts on both before typer runs (so they work anywhere); they are declared here for the help.
 
 
 def _command_name(args: list[str]) -> str | None:
@@ -59,18 +67,23 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     """Run one command; returns the exit code (README lists them). ``exiting``: the process ends right after."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("BITSCLI_DEBUG"))
-    while args and args[0] in ("--debug", "--version", "-V"):
-        if args.pop(0) == "--debug":
-            debug = True
-        else:
-            sys.stdout.write(f"bitscli {__version__}\n")
-            return ExitCode.OK
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" in args[:end]:  # anywhere before "--", for a line that failed once and is run again
+        debug = True
+        args = [a for i, a in enumerate(args) if i >= end or a != "--debug"]
+    if args and args[0] in ("--version", "-V"):
+        sys.stdout.write(f"bitscli {__version__}\n")
+        return ExitCode.OK
+    if args and args[0] == "help":  # `bitscli help [COMMAND [SUBCOMMAND]]`, as git and pip have it
+        args = [*args[1:], "--help"]
     from bitscli import output
 
     try:
         if args and args[0].startswith("/"):
             from bitscli.cli import compat
 
+            if compat.wants_banner(args):
+                sys.stdout.write(compat.banner(__version__))
             args = compat.translate(args)
             if args == ["--version"]:
                 sys.stdout.write(f"bitscli {__version__}\n")

@@ -1,12 +1,13 @@
 """Commands that create jobs, add files and move jobs through their states."""
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bitscli import output
-from bitscli.cli.params import JobArg, JsonOpt, RawOpt, context
+from bitscli.cli.params import AllUsersOpt, JobArg, JsonOpt, RawOpt, context
 from bitscli.errors import InvalidValue, TransferFailed
 from bitscli.inputs.fields import parse_priority
 from bitscli.inputs.names import redact_url
@@ -67,12 +68,17 @@ def addfileset(
 
     Example: bitscli addfileset nightly files.txt
     """
+    from bitscli.inputs.names import decode_listfile
+
     try:
-        text = sys.stdin.read() if listfile == "-" else open(listfile, encoding="utf-8").read()  # noqa: SIM115
+        if listfile == "-":  # bytes, to see a byte-order mark; a text stream stands in for stdin in tests
+            stdin = getattr(sys.stdin, "buffer", None)
+            raw = stdin.read() if stdin is not None else sys.stdin.read().encode()
+        else:
+            raw = Path(listfile).read_bytes()
     except OSError as exc:
         raise InvalidValue(f"cannot read {listfile}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InvalidValue(f"{listfile} is not UTF-8 text") from None
+    text = decode_listfile(raw, "standard input" if listfile == "-" else listfile)
     specs = jobs.fileset_specs(text.splitlines())
     if not specs:
         raise InvalidValue(f"{listfile} lists no files", hint="write one 'REMOTE LOCAL' pair per line")
@@ -174,9 +180,7 @@ def complete(job: JobArg) -> None:
 
 @app.command("reset", rich_help_panel=_PANEL)
 def reset(
-    all_users: Annotated[
-        bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")
-    ] = False,
+    all_users: AllUsersOpt = False,
 ) -> None:
     """Cancel all of your jobs.
 

@@ -12,6 +12,25 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Print the bare value withou
 IndexArg = Annotated[int, typer.Argument(metavar="INDEX", min=0, help="The file's index in the job, from 0.")]
 
 
+def _refuse_all_users(value: bool) -> bool:
+    if value:
+        from bitscli.errors import NotSupported
+
+        raise NotSupported(
+            "--all-users (/ALLUSERS) is not supported: the queue is per-user, so other users' jobs are in their own",
+            hint="run the command as that user, or as root with BITSCLI_HOME set to their state directory",
+        )
+    return value
+
+
+AllUsersOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-users", callback=_refuse_all_users, help="Refused: the queue is per-user (BitsAdmin's /ALLUSERS)."
+    ),
+]
+
+
 _opened: list[Context] = []
 _left_open: list[Context] = []  # referenced until the process exits: dropping one would close it
 

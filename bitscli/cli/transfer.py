@@ -29,6 +29,7 @@ def transfer(
         str | None, typer.Option("--max-bandwidth", metavar="RATE", help="Cap the job's rate: 20MB, 512KiB, 1.5M.")
     ] = None,
     no_daemon_start: Annotated[bool, typer.Option("--no-daemon-start", help="Do not start the daemon.")] = False,
+    bitsadmin_output: Annotated[bool, typer.Option("--bitsadmin-output", hidden=True)] = False,
 ) -> None:
     """Create a job, transfer it, wait and complete it; a fatal error cancels it (exit 10), Ctrl-C too (130).
 
@@ -51,12 +52,15 @@ def transfer(
     )
     if not daemon_runs:
         output.warning("no daemon runs for this queue, so the job waits in QUEUED; start one: bitscli daemon start")
-    view = liveview.TransferView()
+    view = liveview.BitsadminProgress() if bitsadmin_output else liveview.TransferView()
     try:
         result, final = follow.finish_transfer(ctx, job.id, view.update)
     finally:
         view.close()
-    output.line(f"Transfer complete: {result.kept} file(s), {final.bytes_transferred} bytes.")
+    if bitsadmin_output:  # /TRANSFER: what BitsAdmin prints, for the scripts that read it
+        output.line("Transfer complete.")
+    else:
+        output.line(f"Transfer complete: {result.kept} file(s), {final.bytes_transferred} bytes.")
     if job_type is JobType.UPLOAD_REPLY:
         from bitscli.service import replies
 

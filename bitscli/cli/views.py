@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from bitscli import output, policy
-from bitscli.cli.params import JobArg, JsonOpt, context
+from bitscli.cli.params import AllUsersOpt, JobArg, JsonOpt, context
 from bitscli.model import ACTIVE_STATES
 from bitscli.service import jobs
 
@@ -39,9 +39,7 @@ def list_(
         bool,
         typer.Option("--all", help="Include finished (ACKNOWLEDGED and CANCELLED) jobs still in history."),
     ] = False,
-    all_users: Annotated[
-        bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")
-    ] = False,
+    all_users: AllUsersOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List your jobs, oldest first.
@@ -64,9 +62,7 @@ def listfiles(job: JobArg, as_json: JsonOpt = False) -> None:
 def monitor(
     refresh: Annotated[float, typer.Option("--refresh", min=0.1, help="Seconds between redraws (BitsAdmin: 5).")] = 5.0,
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many redraws.")] = None,
-    all_users: Annotated[
-        bool, typer.Option("--all-users", help="Accepted for BitsAdmin scripts; the queue is per-user.")
-    ] = False,
+    all_users: AllUsersOpt = False,
 ) -> None:
     """Watch every job: state, files, bytes, rate, progress and last error, until Ctrl-C.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import os
 import re
@@ -158,6 +159,20 @@ def parse_ranges(text: str, max_ranges: int) -> tuple[ByteRange, ...]:
         if before.length == LENGTH_TO_EOF or before.offset + before.length > after.offset:
             raise InvalidValue(f"ranges {before} and {after} overlap", code=HResult.BG_E_OVERLAPPING_RANGES)
     return tuple(ranges)
+
+
+def decode_listfile(raw: bytes, name: str) -> str:
+    """A list file's text: UTF-8 with or without a byte-order mark (Notepad, PowerShell 5), or UTF-16 with one
+    (PowerShell's `>`); CRLF or LF line ends."""
+    try:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            text = raw.decode("utf-16")
+        else:
+            text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidValue(f"{name} is not text in UTF-8 or UTF-16",
+                           hint="save it as UTF-8 (with or without BOM) or as UTF-16 with a BOM") from None  # fmt: skip
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse_fileset(lines: Iterable[str]) -> list[tuple[int, str, str]]:
