@@ -17,7 +17,7 @@ _bitscli() {
         completion) opts='--help' ;;
         config) opts='--help'; subs='check' ;;
         create) opts='--download --json --priority --raw --upload --upload-reply --help' ;;
-        daemon) opts='--help'; subs='log run start status stop' ;;
+        daemon) opts='--help'; subs='log run start status stop unit' ;;
         getaclflags) opts='--json --raw --help' ;;
         getbytestotal) opts='--json --raw --help' ;;
         getbytestransferred) opts='--json --raw --help' ;;
@@ -91,7 +91,7 @@ _bitscli() {
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
         transfer) opts='--acl-flags --bitsadmin-output --download --dynamic --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
-        wait) opts='--timeout --help' ;;
+        wait) opts='--no-daemon-start --timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))

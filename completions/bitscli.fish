@@ -26,7 +26,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from create' -l upload-reply
 complete -c bitscli -n '__fish_seen_subcommand_from create' -l help
 complete -c bitscli -n __fish_use_subcommand -a daemon -d 'Run, inspect and stop the background daemon that moves the bytes.'
 complete -c bitscli -n '__fish_seen_subcommand_from daemon' -l help
-complete -c bitscli -n '__fish_seen_subcommand_from daemon' -a 'log run start status stop'
+complete -c bitscli -n '__fish_seen_subcommand_from daemon' -a 'log run start status stop unit'
 complete -c bitscli -n __fish_use_subcommand -a getaclflags -d 'ACL flag letters from OGDS.'
 complete -c bitscli -n '__fish_seen_subcommand_from getaclflags' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getaclflags' -l raw
@@ -294,7 +294,8 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l priority
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload-reply
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
-complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.'
+complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts starts the daemon if needed.'
+complete -c bitscli -n '__fish_seen_subcommand_from wait' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l help
 complete -c bitscli -n '__fish_seen_subcommand_from addfile addfileset addfilewithranges cancel complete getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info listfiles makecustomheaderswriteonly removecredentials replaceremoteprefix resume setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend wait' -a '(__bitscli_jobs)'

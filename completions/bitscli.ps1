@@ -10,7 +10,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'completion' = @('--help')
         'config' = @('check', '--help')
         'create' = @('--download', '--json', '--priority', '--raw', '--upload', '--upload-reply', '--help')
-        'daemon' = @('log', 'run', 'start', 'status', 'stop', '--help')
+        'daemon' = @('log', 'run', 'start', 'status', 'stop', 'unit', '--help')
         'getaclflags' = @('--json', '--raw', '--help')
         'getbytestotal' = @('--json', '--raw', '--help')
         'getbytestransferred' = @('--json', '--raw', '--help')
@@ -84,7 +84,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
         'transfer' = @('--acl-flags', '--bitsadmin-output', '--download', '--dynamic', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
-        'wait' = @('--timeout', '--help')
+        'wait' = @('--no-daemon-start', '--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })
     if ($words.Count -le 1 -or ($words.Count -eq 2 -and $wordToComplete -ne '')) {

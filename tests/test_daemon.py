@@ -190,8 +190,8 @@ def test_daemon_restart_requeues_jobs_left_transferring(new_daemon, ok, server, 
 def test_one_daemon_per_queue(daemon_process: DaemonProcess, home: Path) -> None:
     daemon_process.start()
     second = run_process("daemon", "run")
-    assert second.exit_code == 0
-    assert "already running" in second.stdout
+    assert second.exit_code == 11  # issue 16 item 15: systemd must not take this for a service that finished
+    assert f"already running for this queue (pid {daemon_process.process.pid})" in second.stderr
     status = run_process("daemon", "status")
     assert status.exit_code == 0
     assert f"pid {daemon_process.process.pid}" in status.stdout
@@ -558,6 +558,37 @@ def _bytes_of(name: str) -> int:
         return 0
 
 
+def test_wait_starts_the_daemon_a_job_needs_or_says_it_is_missing(home: Path, server, ok, tmp_path: Path) -> None:
+    """Issue 16 item 13: `wait` on a QUEUED job with no daemon (a reboot with no service) blocked for ever."""
+    ok("create", "w")
+    ok("addfile", "w", server.url("/f"), str(tmp_path / "w"))
+    ok("resume", "w", "--no-daemon-start")
+    refused = run_process("wait", "w", "--no-daemon-start", "--timeout", "600")
+    assert refused.exit_code == 11
+    assert "needs the daemon, which is not running" in refused.stderr
+    try:
+        waited = run_process("wait", "w", env={"BITSCLI_NO_AUTOSTART": ""})
+        assert waited.exit_code == 0, waited.stderr
+        assert state("w") is JobState.TRANSFERRED
+    finally:
+        run_process("daemon", "stop")
+
+
+def test_daemon_run_logs_to_the_journal_under_systemd(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 14: systemd sets JOURNAL_STREAM when stderr is the journal; the log goes there too."""
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    daemon = DaemonProcess(home).start()
+    try:
+        assert daemon.stop() == 0
+        assert daemon.process is not None
+        assert daemon.process.stderr is not None
+        journal = daemon.process.stderr.read().decode()
+    finally:
+        daemon.close()
+    assert f"daemon started, pid {daemon.process.pid}" in journal
+    assert "daemon stopped" in journal
+
+
 def test_transfer_without_a_daemon_says_so_and_ctrl_c_cancels(home: Path, server, tmp_path: Path) -> None:
     import signal
     import subprocess
@@ -663,3 +694,34 @@ def _logged_at(line: str) -> float:
     from datetime import datetime
 
     return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def test_the_systemd_unit_runs_this_installation_and_verifies(home: Path, tmp_path: Path) -> None:
+    """Issue 16 item 16: ExecStart is this bitscli, BITSCLI_HOME is passed on, and systemd accepts the unit."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    from bitscli.daemon import process
+
+    text = run_process("daemon", "unit").stdout
+    exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    assert shlex.split(exec_start.removeprefix("ExecStart=")) == [sys.executable, "-m", "bitscli", "daemon", "run"]
+    assert f"Environment=BITSCLI_HOME={home}" in text
+    assert "Nice=10" in text
+    assert "IOSchedulingClass=idle" in text
+    assert "network-online" not in text  # no effect in a user manager
+    shipped = Path(__file__).parent.parent / "packaging" / "systemd" / "bitscli.service"
+    assert shipped.read_text() == process.unit("%h/.local/bin/bitscli daemon run", None)
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here; the unit's text was checked above")
+    unit_file = tmp_path / "bitscli.service"
+    unit_file.write_text(text)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    checked = subprocess.run([analyze, "--user", "verify", str(unit_file)], capture_output=True, text=True,
+                             env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "bitscli.service" not in checked.stderr, checked.stderr  # no warning about our unit

@@ -70,7 +70,7 @@ def run(
         float, typer.Option("--slice", min=1.0, help="Seconds each background job of equal priority runs in turn.")
     ] = 300.0,
 ) -> None:
-    """Run the daemon in the foreground (for systemd, containers, or to watch its log).
+    """Run the daemon in the foreground (for systemd, containers, or to watch its log); exit 11 if one runs.
 
     Example: bitscli daemon run
     """
@@ -78,7 +78,26 @@ def run(
 
     other = process.run_foreground(slice_seconds)
     if other is not None:
-        output.line(f"A daemon is already running for this queue (pid {other.pid if other.pid > 0 else '?'}).")
+        # Not a success: under systemd, exit 0 would say the service finished, and nothing would be supervised.
+        raise DaemonError(
+            f"a daemon is already running for this queue (pid {other.pid if other.pid > 0 else '?'})",
+            hint="stop it first (bitscli daemon stop), then run this one; resume and transfer start one when none runs",
+        )
+
+
+@group.command("unit")
+def unit() -> None:
+    """Print a systemd user unit that runs this bitscli's daemon (with BITSCLI_HOME, when it is set).
+
+    Example: bitscli daemon unit > ~/.config/systemd/user/bitscli.service
+    """
+    import shlex
+    import sys
+
+    from bitscli.daemon import process
+
+    exec_start = shlex.join([sys.executable, "-m", "bitscli", "daemon", "run"])
+    sys.stdout.write(process.unit(exec_start, paths.home_override()))
 
 
 @group.command("log")

@@ -71,14 +71,17 @@ def transfer(
 def wait(
     job: JobArg,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="Give up after SECONDS (exit 12).")] = None,
+    no_daemon_start: Annotated[
+        bool, typer.Option("--no-daemon-start", help="Do not start the daemon: exit 11 if the job needs one.")
+    ] = False,
 ) -> None:
-    """Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts.
+    """Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts; starts the daemon if needed.
 
     Example: bitscli wait nightly && bitscli complete nightly
     """
     view = liveview.TransferView()
     try:
-        final = follow.wait(context(), job, view.update, timeout)
+        final = follow.wait(context(), job, view.update, timeout, start_daemon=not no_daemon_start)
     finally:
         view.close()
     output.line(f"Job {final.state.name.lower()}.")

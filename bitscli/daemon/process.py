@@ -106,6 +106,41 @@ def remove_pid() -> None:
         pid_path().unlink()
 
 
+UNIT = """\
+# systemd user unit for the bitscli daemon: jobs go on after a reboot, and after a crash.
+# Install:  bitscli daemon unit > ~/.config/systemd/user/bitscli.service
+#           systemctl --user daemon-reload && systemctl --user enable --now bitscli
+#           loginctl enable-linger "$USER"   # run even when you are not logged in
+[Unit]
+Description=bitscli background transfer daemon
+Documentation=https://pypi.org/project/bitscli/
+
+[Service]
+Type=simple
+ExecStart={exec_start}
+{environment}# A background service, as BITS is: low CPU and I/O priority for every transfer.
+Nice=10
+IOSchedulingClass=idle
+# SIGTERM makes the daemon stop its transfers with their progress saved; SIGHUP rereads the config file.
+KillSignal=SIGTERM
+ExecReload=/bin/kill -HUP $MAINPID
+TimeoutStopSec=60
+# A daemon that `resume` started first makes this one exit 11; it is started again, and takes over once that
+# one stops.
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=default.target
+"""
+
+
+def unit(exec_start: str, home: Path | None) -> str:
+    """The user unit for this installation: ``exec_start`` runs `daemon run`; ``home`` is BITSCLI_HOME if set."""
+    environment = f"Environment=BITSCLI_HOME={home}\n" if home is not None else ""
+    return UNIT.format(exec_start=exec_start, environment=environment)
+
+
 def setup_logging(to_stderr: bool) -> None:
     import logging.handlers  # only the daemon logs to a file: the CLI's `transfer` and `resume` skip the import
 
@@ -178,7 +213,8 @@ def run_foreground(slice_seconds: float) -> Running | None:
     try:
         try:
             write_pid()
-            setup_logging(to_stderr=sys.stderr.isatty())
+            # systemd sets JOURNAL_STREAM for a service whose stderr goes to the journal: log there too.
+            setup_logging(to_stderr=sys.stderr.isatty() or bool(os.environ.get("JOURNAL_STREAM")))
         except OSError as exc:
             raise _unwritable(exc) from None
         libc.keep_io_buffers()

@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 
-from bitscli.errors import BitsError, Interrupted, InvalidState, TransferFailed, WaitTimeout
+from bitscli.errors import BitsError, DaemonError, Interrupted, InvalidState, TransferFailed, WaitTimeout
 from bitscli.model import Job, JobPriority, JobState, JobType
 from bitscli.service import completion, jobs
 from bitscli.service.context import Context
@@ -43,11 +43,19 @@ def finish_transfer(ctx: Context, job_id: str, show: Show) -> tuple[completion.C
     raise TransferFailed(_failure(final), hint="see 'bitscli daemon log' for details")
 
 
-def wait(ctx: Context, ref: str, show: Show, timeout: float | None = None) -> Job:
-    """Follow a job until it is TRANSFERRED (or ACKNOWLEDGED meanwhile); its failure, or the timeout, raises."""
+def wait(ctx: Context, ref: str, show: Show, timeout: float | None = None, start_daemon: bool = True) -> Job:
+    """Follow a job until it is TRANSFERRED (or ACKNOWLEDGED meanwhile); its failure, or the timeout, raises.
+
+    A job that needs the daemon gets one, as `resume` does; with ``start_daemon`` False and none running, waiting
+    would never end (after a reboot with no service, say), so that is an error instead."""
     found = jobs.get_job(ctx, ref)
     if found.state is JobState.SUSPENDED:
         raise InvalidState(f"job {found.id} is SUSPENDED and will not finish", hint=f"bitscli resume {found.id}")
+    if not _ended(found.state) and not _daemon_runs(start_daemon):
+        raise DaemonError(
+            f"job {found.id} is {found.state.name} and needs the daemon, which is not running",
+            hint="start it: bitscli daemon start (or drop --no-daemon-start)",
+        )
     final = follow(ctx, found.id, show, timeout)
     if final.state not in (JobState.TRANSFERRED, JobState.ACKNOWLEDGED):
         raise TransferFailed(_failure(final))
