@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from bitscli.inputs.fields import format_rate
 from bitscli.inputs.names import redact_text
 from bitscli.model import UNKNOWN, Job, JobState
-from bitscli.output import allowed_text, human_size, job_line, line
+from bitscli.output import JSON_SCHEMA_VERSION, allowed_text, human_size, job_json, job_line, line
 from bitscli.policy import Allowed
 
 
@@ -65,6 +66,16 @@ class TransferView:
             self._bar.stop()
 
 
+class Quiet:
+    """No progress at all: `--json` prints only the final document."""
+
+    def update(self, job: Job) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class BitsadminProgress:
     """/TRANSFER's progress as BitsAdmin prints it, a line per change (at most one a second but for a new state):
     ``DISPLAY: 'name' STATE: TRANSFERRING FILES: 0 / 1 BYTES: 26895 / 2009296 (1%)``."""
@@ -85,6 +96,33 @@ class BitsadminProgress:
         line(f"DISPLAY: '{job.display_name}' STATE: {job.state.name} FILES: {job.files_transferred} / "
              f"{job.files_total} BYTES: {job.bytes_transferred} / {total}{percent}")  # fmt: skip
         self._last, self._last_time = key, now
+
+    def close(self) -> None:
+        pass
+
+
+class JsonStream:
+    """`monitor --json`: JSON Lines, one job document (as `info --json` has it) per job each time it changes,
+    and once for a job that left the list (``"removed": true``)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def show(self, jobs: list[Job], allowed: dict[str, Allowed] | None = None) -> None:
+        current: dict[str, str] = {}
+        for job in jobs:
+            document = job_json(job)
+            if allowed and job.id in allowed:
+                document["allowed_rate"] = {"bytes_per_second": allowed[job.id].rate, "why": allowed[job.id].why,
+                                            "yields_to_other_traffic": allowed[job.id].yields}  # fmt: skip
+            text = json.dumps({"schema": JSON_SCHEMA_VERSION, "job": document}, ensure_ascii=False)
+            current[job.id] = text
+            if self._seen.get(job.id) != text:
+                line(text)
+        for gone in self._seen.keys() - current.keys():
+            line(json.dumps({"schema": JSON_SCHEMA_VERSION, "job": {"id": gone}, "removed": True}))
+        self._seen = current
+        sys.stdout.flush()  # a stream: the reader sees each line when it happens
 
     def close(self) -> None:
         pass

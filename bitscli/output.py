@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import sys
@@ -9,7 +10,7 @@ import time
 import traceback
 from typing import Any
 
-from bitscli.errors import BitsError, format_hresult
+from bitscli.errors import BitsError, describe, format_hresult
 from bitscli.inputs.fields import format_acl_flags, format_rate
 from bitscli.inputs.names import redact_text, redact_url
 from bitscli.inputs.network import redact_header
@@ -26,13 +27,28 @@ JSON_SCHEMA_VERSION = 1  # bump only with an incompatible change to the document
 # message (an error from the engine, a traceback with --debug, a JSON document).
 
 
-def error(message: str, hint: str | None = None) -> None:
+json_errors = False  # set by main() when --json was given: errors then go to stderr as one JSON object
+
+
+def error(message: str, hint: str | None = None, *, status: int = 1, code: int | None = None) -> None:
+    """``error: ...`` and ``hint: ...`` on stderr; with --json, one object: code, name, message, hint, exit status."""
+    if json_errors:
+        known = describe(code) if code is not None else None
+        document = {"schema": JSON_SCHEMA_VERSION, "error": {
+            "code": f"0x{code & 0xFFFFFFFF:08x}" if code is not None else None, "name": known[0] if known else None,
+            "message": message, "hint": hint, "exit_status": int(status),
+        }}  # fmt: skip
+        sys.stderr.write(redact_text(json.dumps(document, ensure_ascii=False)) + "\n")
+        return
     sys.stderr.write(redact_text(f"error: {message}\n"))
     if hint:
         sys.stderr.write(redact_text(f"hint: {hint}\n"))
 
 
 def bits_error(exc: BitsError) -> None:
+    if json_errors:
+        error(exc.message, exc.hint, status=exc.exit_code, code=exc.code)
+        return
     suffix = f" [{format_hresult(exc.code)}]" if exc.code is not None else ""
     error(exc.message + suffix, exc.hint)
 
@@ -62,7 +78,10 @@ def fmt_time(t: float | None) -> str:
 
 
 def iso_time(t: float | None) -> str | None:
-    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+    """RFC 3339 in local time with the offset written ``+01:00`` (strftime's ``%z`` gives ``+0100``)."""
+    if t is None:
+        return None
+    return datetime.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
 
 
 def fmt_size(n: int) -> str:
@@ -77,6 +96,11 @@ def value(text: str, json_value: object, *, job: Job, prop: str, raw: bool, as_j
         sys.stdout.write(redact_text(text))
     else:
         line(text)
+
+
+def document(fields: dict[str, Any]) -> None:
+    """A JSON document on stdout, with the schema version every document carries."""
+    _json({"schema": JSON_SCHEMA_VERSION, **fields})
 
 
 def _json(document: object) -> None:

@@ -60,7 +60,7 @@ _bitscli() {
         list) opts='--all --all-users --json --verbose --help' ;;
         listfiles) opts='--json --help' ;;
         makecustomheaderswriteonly) opts='--help' ;;
-        monitor) opts='--all-users --count --refresh --help' ;;
+        monitor) opts='--all-users --count --json --refresh --help' ;;
         queue) opts='--help'; subs='check recover' ;;
         removecredentials) opts='--help' ;;
         replaceremoteprefix) opts='--help' ;;
@@ -90,8 +90,8 @@ _bitscli() {
         setstartjitter) opts='--help' ;;
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
-        transfer) opts='--acl-flags --bitsadmin-output --download --dynamic --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
-        wait) opts='--no-daemon-start --timeout --help' ;;
+        transfer) opts='--acl-flags --bitsadmin-output --download --dynamic --json --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
+        wait) opts='--json --no-daemon-start --timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))

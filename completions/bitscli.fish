@@ -197,6 +197,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from makecustomheaderswriteonly' 
 complete -c bitscli -n __fish_use_subcommand -a monitor -d 'Watch every job state, files, bytes, rate, progress and last error, until Ctrl-C.'
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l all-users
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l count
+complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l refresh
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l help
 complete -c bitscli -n __fish_use_subcommand -a queue -d 'Check the queue file, and recover the jobs of a damaged one.'
@@ -288,6 +289,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l acl-flags
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l bitsadmin-output
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l download
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l dynamic
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l max-bandwidth
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l priority
@@ -295,6 +297,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload-reply
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
 complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts starts the daemon if needed.'
+complete -c bitscli -n '__fish_seen_subcommand_from wait' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l help

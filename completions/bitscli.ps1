@@ -53,7 +53,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'list' = @('--all', '--all-users', '--json', '--verbose', '--help')
         'listfiles' = @('--json', '--help')
         'makecustomheaderswriteonly' = @('--help')
-        'monitor' = @('--all-users', '--count', '--refresh', '--help')
+        'monitor' = @('--all-users', '--count', '--json', '--refresh', '--help')
         'queue' = @('check', 'recover', '--help')
         'removecredentials' = @('--help')
         'replaceremoteprefix' = @('--help')
@@ -83,8 +83,8 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setstartjitter' = @('--help')
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
-        'transfer' = @('--acl-flags', '--bitsadmin-output', '--download', '--dynamic', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
-        'wait' = @('--no-daemon-start', '--timeout', '--help')
+        'transfer' = @('--acl-flags', '--bitsadmin-output', '--download', '--dynamic', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
+        'wait' = @('--json', '--no-daemon-start', '--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })
     if ($words.Count -le 1 -or ($words.Count -eq 2 -and $wordToComplete -ne '')) {

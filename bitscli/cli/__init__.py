@@ -71,13 +71,15 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     if "--debug" in args[:end]:  # anywhere before "--", for a line that failed once and is run again
         debug = True
         args = [a for i, a in enumerate(args) if i >= end or a != "--debug"]
+        end = args.index("--") if "--" in args else len(args)
+    from bitscli import output
+
+    output.json_errors = "--json" in args[:end]  # a script that asked for JSON reads its errors as JSON too
     if args and args[0] in ("--version", "-V"):
         sys.stdout.write(f"bitscli {__version__}\n")
         return ExitCode.OK
     if args and args[0] == "help":  # `bitscli help [COMMAND [SUBCOMMAND]]`, as git and pip have it
         args = [*args[1:], "--help"]
-    from bitscli import output
-
     try:
         if args and args[0].startswith("/"):
             from bitscli.cli import compat
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         return exc.exit_code
     except typer.TyperException as exc:  # click's usage errors: unknown option, missing argument, ...
         if exc.format_message():  # none after the help shown for a bare `bitscli`: nothing more to say
-            output.error(*_usage_error(exc))
+            output.error(*_usage_error(exc), status=ExitCode.USAGE)
         return ExitCode.USAGE
     except SystemExit as exc:
         # click and rich end with sys.exit(1) when their output meets a closed pipe (`bitscli --help | head -1`):
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
             return ExitCode.OK
         raise
     except (KeyboardInterrupt, typer.Abort):
-        output.error("interrupted")
+        output.error("interrupted", status=ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`bitscli list | head`): not an error worth a message. Point stdout

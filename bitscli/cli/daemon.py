@@ -38,7 +38,11 @@ def stop() -> None:
 
 
 @group.command("status")
-def status() -> None:
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the status document (README), running or not.")
+    ] = False,
+) -> None:
     """Show whether the daemon runs, its pid, uptime, queue and active jobs (exit 11 when it does not run).
 
     Example: bitscli daemon status
@@ -49,10 +53,21 @@ def status() -> None:
     from bitscli.service import jobs
 
     running = process.running()
+    active = [j for j in jobs.list_jobs(context()) if j.state in ACTIVE_STATES] if running else []
+    if as_json:
+        output.document({
+            "running": running is not None, "pid": running.pid if running and running.pid > 0 else None,
+            "started": output.iso_time(running.started) if running else None,
+            "uptime_seconds": int(time.time() - running.started) if running else None,
+            "queue": str(paths.queue_path()), "log": str(process.log_path()),
+            "active_jobs": [output.job_json(j) for j in active],
+        })  # fmt: skip
     if running is None:
-        output.line("Daemon is not running.")
+        if not as_json:
+            output.line("Daemon is not running.")
         raise DaemonError("no daemon runs for this queue", hint="start one: bitscli daemon start")
-    active = [j for j in jobs.list_jobs(context()) if j.state in ACTIVE_STATES]
+    if as_json:
+        return
     uptime = int(time.time() - running.started)
     output.line(
         f"Daemon running (pid {running.pid}), up {uptime // 3600}h{uptime % 3600 // 60:02d}m{uptime % 60:02d}s."

@@ -30,6 +30,7 @@ def transfer(
     ] = None,
     no_daemon_start: Annotated[bool, typer.Option("--no-daemon-start", help="Do not start the daemon.")] = False,
     bitsadmin_output: Annotated[bool, typer.Option("--bitsadmin-output", hidden=True)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final job document (no progress).")] = False,
 ) -> None:
     """Create a job, transfer it, wait and complete it; a fatal error cancels it (exit 10), Ctrl-C too (130).
 
@@ -52,19 +53,24 @@ def transfer(
     )
     if not daemon_runs:
         output.warning("no daemon runs for this queue, so the job waits in QUEUED; start one: bitscli daemon start")
-    view = liveview.BitsadminProgress() if bitsadmin_output else liveview.TransferView()
+    view: liveview.TransferView | liveview.BitsadminProgress | liveview.Quiet = (
+        liveview.Quiet() if as_json else liveview.BitsadminProgress() if bitsadmin_output else liveview.TransferView()
+    )
     try:
         result, final = follow.finish_transfer(ctx, job.id, view.update)
     finally:
         view.close()
-    if bitsadmin_output:  # /TRANSFER: what BitsAdmin prints, for the scripts that read it
+    if as_json:
+        output.info(result.job, verbose=False, as_json=True)  # as complete left it: ACKNOWLEDGED
+    elif bitsadmin_output:  # /TRANSFER: what BitsAdmin prints, for the scripts that read it
         output.line("Transfer complete.")
     else:
         output.line(f"Transfer complete: {result.kept} file(s), {final.bytes_transferred} bytes.")
     if job_type is JobType.UPLOAD_REPLY:
         from bitscli.service import replies
 
-        output.line(f"Reply saved to {replies.reply_file(result.job)}.")
+        if not as_json:
+            output.line(f"Reply saved to {replies.reply_file(result.job)}.")
 
 
 @app.command("wait", rich_help_panel=_PANEL)
@@ -74,14 +80,18 @@ def wait(
     no_daemon_start: Annotated[
         bool, typer.Option("--no-daemon-start", help="Do not start the daemon: exit 11 if the job needs one.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final job document (no progress).")] = False,
 ) -> None:
     """Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts; starts the daemon if needed.
 
     Example: bitscli wait nightly && bitscli complete nightly
     """
-    view = liveview.TransferView()
+    view: liveview.TransferView | liveview.Quiet = liveview.Quiet() if as_json else liveview.TransferView()
     try:
         final = follow.wait(context(), job, view.update, timeout, start_daemon=not no_daemon_start)
     finally:
         view.close()
-    output.line(f"Job {final.state.name.lower()}.")
+    if as_json:
+        output.info(final, verbose=False, as_json=True)
+    else:
+        output.line(f"Job {final.state.name.lower()}.")

@@ -63,6 +63,9 @@ def monitor(
     refresh: Annotated[float, typer.Option("--refresh", min=0.1, help="Seconds between redraws (BitsAdmin: 5).")] = 5.0,
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many redraws.")] = None,
     all_users: AllUsersOpt = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A stream: one job document per line for each job that changed.")
+    ] = False,
 ) -> None:
     """Watch every job: state, files, bytes, rate, progress and last error, until Ctrl-C.
 
@@ -72,7 +75,7 @@ def monitor(
 
     from bitscli import liveview
 
-    view = liveview.Monitor(refresh)
+    view: liveview.Monitor | liveview.JsonStream = liveview.JsonStream() if as_json else liveview.Monitor(refresh)
     ctx = context()
     shown = 0
     try:
