@@ -14,6 +14,14 @@ from bitscli.output import JSON_SCHEMA_VERSION, allowed_text, human_size, job_js
 from bitscli.policy import Allowed
 
 
+def _transient(job: Job) -> str:
+    """Why a job waits in TRANSIENT_ERROR, and when it tries again: `` - connection refused; next try 14:05:10``."""
+    if job.state.name != "TRANSIENT_ERROR" or job.error is None:
+        return ""
+    when = f"next try {time.strftime('%H:%M:%S', time.localtime(job.retry_at))}" if job.retry_at else "retrying"
+    return f" - {job.error.message}; {when}"
+
+
 class TransferView:
     """Progress of one job: a rich bar with rate and ETA on a terminal, plain lines when piped."""
 
@@ -43,7 +51,7 @@ class TransferView:
     def update(self, job: Job) -> None:
         total = None if job.bytes_total == UNKNOWN else job.bytes_total
         if self._bar is not None:
-            description = f"{job.display_name} {job.state.name}"
+            description = f"{job.display_name} {job.state.name}{_transient(job)}"
             if self._task is None:
                 self._task = self._bar.add_task(description, total=total)
             self._bar.update(self._task, completed=job.bytes_transferred, total=total, description=description)
@@ -53,8 +61,7 @@ class TransferView:
             f"{job.state.name} {job.files_transferred} / {job.files_total} files, {human_size(job.bytes_transferred)}"
         )
         text += f" / {human_size(job.bytes_total)}{percent}"
-        if job.state.name == "TRANSIENT_ERROR" and job.error is not None:
-            text += f" - {job.error.message}; retrying"
+        text += _transient(job)
         now = time.monotonic()
         state_changed = self._last_line.split(" ", 1)[0] != job.state.name
         if text != self._last_line and (state_changed or now - self._last_time >= self.PLAIN_EVERY):

@@ -57,7 +57,7 @@ _bitscli() {
         gettype) opts='--json --raw --help' ;;
         getvalidationstate) opts='--json --raw --help' ;;
         info) opts='--json --verbose --help' ;;
-        list) opts='--all --all-users --json --verbose --help' ;;
+        list) opts='--all --all-users --json --state --verbose --help' ;;
         listfiles) opts='--json --help' ;;
         makecustomheaderswriteonly) opts='--help' ;;
         monitor) opts='--all-users --count --json --refresh --help' ;;

@@ -7,9 +7,9 @@ complete -c bitscli -n __fish_use_subcommand -a addfileset -d 'Add every file li
 complete -c bitscli -n '__fish_seen_subcommand_from addfileset' -l help
 complete -c bitscli -n __fish_use_subcommand -a addfilewithranges -d 'Add a file of which only the given byte ranges are downloaded.'
 complete -c bitscli -n '__fish_seen_subcommand_from addfilewithranges' -l help
-complete -c bitscli -n __fish_use_subcommand -a cancel -d 'Cancel a job and delete its partial and unpublished files.'
+complete -c bitscli -n __fish_use_subcommand -a cancel -d 'Cancel jobs and delete their partial and unpublished files.'
 complete -c bitscli -n '__fish_seen_subcommand_from cancel' -l help
-complete -c bitscli -n __fish_use_subcommand -a complete -d 'Finish a job move its transferred files to their final names, drop unfinished ones.'
+complete -c bitscli -n __fish_use_subcommand -a complete -d 'Finish jobs move their transferred files to their final names, drop unfinished ones.'
 complete -c bitscli -n '__fish_seen_subcommand_from complete' -l help
 complete -c bitscli -n __fish_use_subcommand -a completion -d 'Print the completion script for SHELL (the same files ship in completions/).'
 complete -c bitscli -n '__fish_seen_subcommand_from completion' -l help
@@ -187,6 +187,7 @@ complete -c bitscli -n __fish_use_subcommand -a list -d 'List your jobs, oldest 
 complete -c bitscli -n '__fish_seen_subcommand_from list' -l all
 complete -c bitscli -n '__fish_seen_subcommand_from list' -l all-users
 complete -c bitscli -n '__fish_seen_subcommand_from list' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from list' -l state
 complete -c bitscli -n '__fish_seen_subcommand_from list' -l verbose
 complete -c bitscli -n '__fish_seen_subcommand_from list' -l help
 complete -c bitscli -n __fish_use_subcommand -a listfiles -d 'List a jobs files with their progress.'
@@ -210,7 +211,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from replaceremoteprefix' -l help
 complete -c bitscli -n __fish_use_subcommand -a reset -d 'Cancel all of your jobs.'
 complete -c bitscli -n '__fish_seen_subcommand_from reset' -l all-users
 complete -c bitscli -n '__fish_seen_subcommand_from reset' -l help
-complete -c bitscli -n __fish_use_subcommand -a resume -d 'Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENTERROR) starts the daemon if needed.'
+complete -c bitscli -n __fish_use_subcommand -a resume -d 'Queue jobs for transfer (from SUSPENDED, ERROR or TRANSIENTERROR) starts the daemon if needed.'
 complete -c bitscli -n '__fish_seen_subcommand_from resume' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from resume' -l help
 complete -c bitscli -n __fish_use_subcommand -a serve -d 'Serve a directory GET/HEAD with ranges, and BITS uploads where enabled (Ctrl-C stops it).'
@@ -282,7 +283,7 @@ complete -c bitscli -n __fish_use_subcommand -a setstartjitter -d 'Wait a random
 complete -c bitscli -n '__fish_seen_subcommand_from setstartjitter' -l help
 complete -c bitscli -n __fish_use_subcommand -a setvalidationstate -d 'Record whether downloaded file INDEX is valid FALSE puts the job in ERROR to fetch it again.'
 complete -c bitscli -n '__fish_seen_subcommand_from setvalidationstate' -l help
-complete -c bitscli -n __fish_use_subcommand -a suspend -d 'Pause a job its progress is kept.'
+complete -c bitscli -n __fish_use_subcommand -a suspend -d 'Pause jobs their progress is kept.'
 complete -c bitscli -n '__fish_seen_subcommand_from suspend' -l help
 complete -c bitscli -n __fish_use_subcommand -a transfer -d 'Create a job, transfer it, wait and complete it a fatal error cancels it (exit 10), Ctrl-C too (130).'
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l acl-flags

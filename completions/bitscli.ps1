@@ -50,7 +50,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'gettype' = @('--json', '--raw', '--help')
         'getvalidationstate' = @('--json', '--raw', '--help')
         'info' = @('--json', '--verbose', '--help')
-        'list' = @('--all', '--all-users', '--json', '--verbose', '--help')
+        'list' = @('--all', '--all-users', '--json', '--state', '--verbose', '--help')
         'listfiles' = @('--json', '--help')
         'makecustomheaderswriteonly' = @('--help')
         'monitor' = @('--all-users', '--count', '--json', '--refresh', '--help')

@@ -268,3 +268,33 @@ def test_bare_local_paths_may_contain_spaces(ok, job, tmp_path: Path) -> None:
     source.write_text("x")
     ok("addfile", job, str(source), str(tmp_path / "copy of it"))
     assert ok("listfiles", job, "--json").json["files"][0]["remote_name"] == str(source)
+
+
+def test_several_jobs_per_command(cli, ok, tmp_path: Path) -> None:
+    """Issue 16 item 11: cancel A B, suspend, resume, complete; one failure does not stop the others."""
+    a = ok("create", "--raw", "a").stdout
+    b = ok("create", "--raw", "b").stdout
+    for name in ("a", "b"):
+        ok("addfile", name, "http://127.0.0.1:9/f", str(tmp_path / name))
+    assert ok("suspend", "a").stdout == "Job suspended.\n"  # one job: the BitsAdmin line, as before
+    resumed = cli("resume", "--no-daemon-start", "a", "nosuch", "b")
+    assert resumed.exit_code == 3  # the first failure's: a job that does not exist
+    assert resumed.stdout == f"Job {a} resumed.\nJob {b} resumed.\n"
+    assert "no job is named 'nosuch'" in resumed.stderr
+    assert ok("suspend", "a", "b").stdout == f"Job {a} suspended.\nJob {b} suspended.\n"
+    assert ok("cancel", a, b).stdout == f"Job {a} canceled.\nJob {b} canceled.\n"
+    assert ok("list", "--all", "--state", "CANCELLED", "--json").json["jobs"][0]["id"] == a
+
+
+def test_list_by_state(cli, ok) -> None:
+    ok("create", "s1")
+    ok("create", "s2")
+    ok("cancel", "s2")
+    names = lambda *argv: [j["name"] for j in ok("list", "--json", *argv).json["jobs"]]  # noqa: E731
+    assert names("--state", "SUSPENDED") == ["s1"]
+    assert names("--state", "Canceled") == ["s2"]  # BITS spells it both ways; a final state needs no --all
+    assert names("--state", "suspended,cancelled") == ["s1", "s2"]
+    assert names("--state", "ERROR") == []
+    bad = cli("list", "--state", "DONE")
+    assert bad.exit_code == 2
+    assert "unknown state 'DONE'" in bad.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 import subprocess
 import threading
 import time
@@ -725,3 +726,39 @@ def test_the_systemd_unit_runs_this_installation_and_verifies(home: Path, tmp_pa
                              env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}, check=False)  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     assert "bitscli.service" not in checked.stderr, checked.stderr  # no warning about our unit
+
+
+def test_transfer_shows_why_it_waits_and_sigterm_cancels_like_ctrl_c(
+    daemon_process: DaemonProcess, home: Path, tmp_path: Path
+) -> None:
+    """Issue 16 item 12: a transient error shows its reason and the next try; SIGTERM (what `timeout` sends)
+    ends the transfer as Ctrl-C does: the job is cancelled, exit 130."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nobody listens on: connection refused, a transient error
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon_process.start()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bitscli", "transfer", "refused", f"http://127.0.0.1:{port}/f", str(tmp_path / "f")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "BITSCLI_HOME": str(home)},
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        waiting = ""
+        for output_line in child.stdout:
+            if output_line.startswith("TRANSIENT_ERROR"):
+                waiting = output_line
+                break
+        assert re.search(r" - .+; next try \d\d:\d\d:\d\d$", waiting.rstrip()), waiting
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert "was cancelled" in err
+    assert state("refused") is JobState.CANCELLED

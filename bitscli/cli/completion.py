@@ -24,7 +24,7 @@ class CommandSpec:
     name: str
     summary: str
     options: tuple[str, ...]
-    takes_job: bool  # the first argument is a JOB, so job names are offered
+    takes_job: bool  # the first argument is a JOB (or JOB...), so job names are offered
     subcommands: tuple[str, ...] = ()  # for a group such as `daemon`
 
 
@@ -41,7 +41,7 @@ def command_specs() -> list[CommandSpec]:
         arguments = [p for p in command.params if p.param_type_name == "argument"]
         summary = re.sub(r"[^A-Za-z0-9 ,.()/+-]", "", (command.help or "").split("\n")[0]).strip()
         subcommands = tuple(sorted(getattr(command, "commands", {})))
-        takes_job = bool(arguments) and arguments[0].name == "job"
+        takes_job = bool(arguments) and arguments[0].name in ("job", "refs")
         specs.append(CommandSpec(name, summary, (*options, "--help"), takes_job, subcommands))
     return specs
 

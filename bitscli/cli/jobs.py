@@ -1,14 +1,15 @@
 """Commands that create jobs, add files and move jobs through their states."""
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bitscli import output
-from bitscli.cli.params import AllUsersOpt, JobArg, JsonOpt, RawOpt, context
-from bitscli.errors import InvalidValue, TransferFailed
+from bitscli.cli.params import AllUsersOpt, JobArg, JobsArg, JsonOpt, RawOpt, context
+from bitscli.errors import BitsError, ExitCode, InvalidValue, TransferFailed
 from bitscli.inputs.fields import parse_priority
 from bitscli.inputs.names import redact_url
 from bitscli.model import JobType
@@ -123,59 +124,82 @@ NoDaemonOpt = Annotated[
 ]
 
 
+def _each(refs: list[str], act: Callable[[str], tuple[str, str]]) -> int:
+    """Act on each job in turn; ``act`` returns (GUID, what happened). One job speaks as before (``Job resumed.``);
+    several each get a line with their GUID, a failure is reported and the rest go on, and the exit status is
+    the first failure's."""
+    if len(refs) == 1:
+        output.line(f"Job {act(refs[0])[1]}.")
+        return ExitCode.OK
+    failed: list[BitsError] = []
+    for ref in refs:
+        try:
+            job_id, outcome = act(ref)
+        except BitsError as exc:
+            output.bits_error(exc)
+            failed.append(exc)
+            continue
+        output.line(f"Job {job_id} {outcome}.")
+    return failed[0].exit_code if failed else ExitCode.OK
+
+
 @app.command("resume", rich_help_panel=_PANEL)
-def resume(job: JobArg, no_daemon_start: NoDaemonOpt = False) -> None:
-    """Queue a job for transfer (from SUSPENDED, ERROR or TRANSIENT_ERROR); starts the daemon if needed.
+def resume(refs: JobsArg, no_daemon_start: NoDaemonOpt = False) -> int:
+    """Queue jobs for transfer (from SUSPENDED, ERROR or TRANSIENT_ERROR); starts the daemon if needed.
 
     Example: bitscli resume nightly
     """
-    jobs.resume(context(), job)
+    ctx = context()
+    code = _each(refs, lambda ref: (jobs.resume(ctx, ref).id, "resumed"))
     if not no_daemon_start:
         from bitscli.daemon import spawn
 
         spawn.ensure_running()
-    output.line("Job resumed.")
+    return code
 
 
 @app.command("suspend", rich_help_panel=_PANEL)
-def suspend(job: JobArg) -> None:
-    """Pause a job; its progress is kept.
+def suspend(refs: JobsArg) -> int:
+    """Pause jobs; their progress is kept.
 
-    Example: bitscli suspend nightly
+    Example: bitscli suspend nightly weekly
     """
-    jobs.suspend(context(), job)
-    output.line("Job suspended.")
+    ctx = context()
+    return _each(refs, lambda ref: (jobs.suspend(ctx, ref).id, "suspended"))
 
 
 @app.command("cancel", rich_help_panel=_PANEL)
-def cancel(job: JobArg) -> None:
-    """Cancel a job and delete its partial and unpublished files.
+def cancel(refs: JobsArg) -> int:
+    """Cancel jobs and delete their partial and unpublished files.
 
     Example: bitscli cancel nightly
     """
-    jobs.cancel(context(), job)
-    output.line("Job canceled.")
+    ctx = context()
+    return _each(refs, lambda ref: (jobs.cancel(ctx, ref).id, "canceled"))
 
 
 @app.command("complete", rich_help_panel=_PANEL)
-def complete(job: JobArg) -> None:
-    """Finish a job: move its transferred files to their final names, drop unfinished ones.
+def complete(refs: JobsArg) -> int:
+    """Finish jobs: move their transferred files to their final names, drop unfinished ones.
 
     Example: bitscli complete nightly
     """
-    result = completion.complete(context(), job)
-    if result.total and not result.kept:
-        # Completed (as BITS does), but a script must not take "nothing kept" for success.
-        raise TransferFailed(
-            f"job {result.job.id} was completed, but none of its {result.total} file(s) had been transferred: "
-            "nothing was kept",
-            hint="look before you complete: bitscli info JOB --verbose (or bitscli wait JOB)",
-        )
-    if result.partial:
-        # BG_S_PARTIAL_COMPLETE is a success code in BITS; the message says what was dropped.
-        output.line(f"Job partially completed: {result.kept} of {result.total} file(s) kept.")
-    else:
-        output.line("Job completed.")
+    ctx = context()
+
+    def one(ref: str) -> tuple[str, str]:
+        result = completion.complete(ctx, ref)
+        if result.total and not result.kept:
+            # Completed (as BITS does), but a script must not take "nothing kept" for success.
+            raise TransferFailed(
+                f"job {result.job.id} was completed, but none of its {result.total} file(s) had been transferred: "
+                "nothing was kept",
+                hint="look before you complete: bitscli info JOB --verbose (or bitscli wait JOB)",
+            )
+        if result.partial:  # BG_S_PARTIAL_COMPLETE is a success code in BITS; the message says what was dropped
+            return result.job.id, f"partially completed: {result.kept} of {result.total} file(s) kept"
+        return result.job.id, "completed"
+
+    return _each(refs, one)
 
 
 @app.command("reset", rich_help_panel=_PANEL)

@@ -7,6 +7,9 @@ import typer
 from bitscli.service.context import Context, open_context
 
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="The job's GUID ({...}, braces optional) or display name.")]
+JobsArg = Annotated[
+    list[str], typer.Argument(metavar="JOB...", help="One or more jobs, each by GUID ({...}, braces optional) or name.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the schema is documented in README).")]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Print the bare value without a newline (like /RAWRETURN).")]
 IndexArg = Annotated[int, typer.Argument(metavar="INDEX", min=0, help="The file's index in the job, from 0.")]

@@ -1,5 +1,6 @@
 """transfer (create, run and complete a job in one command) and wait (block until a job finishes)."""
 
+import signal
 from typing import Annotated
 
 import typer
@@ -48,6 +49,9 @@ def transfer(
     if max_bandwidth is not None:
         settings["max_bandwidth"] = parse_rate(max_bandwidth)
     ctx = context()
+    # SIGTERM (what `timeout` and service managers send) ends a transfer as Ctrl-C does: the job is cancelled,
+    # exit 130. Before, it left the job QUEUED behind a command that had ended.
+    signal.signal(signal.SIGTERM, _interrupt)
     job, daemon_runs = follow.start_transfer(
         ctx, name, job_type, parse_priority(priority), specs, dynamic, start_daemon=not no_daemon_start, **settings
     )
@@ -71,6 +75,10 @@ def transfer(
 
         if not as_json:
             output.line(f"Reply saved to {replies.reply_file(result.job)}.")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command("wait", rich_help_panel=_PANEL)

@@ -6,6 +6,7 @@ import typer
 
 from bitscli import output, policy
 from bitscli.cli.params import AllUsersOpt, JobArg, JsonOpt, context
+from bitscli.inputs.fields import parse_state
 from bitscli.model import ACTIVE_STATES
 from bitscli.service import jobs
 
@@ -41,12 +42,19 @@ def list_(
     ] = False,
     all_users: AllUsersOpt = False,
     as_json: JsonOpt = False,
+    states: Annotated[
+        list[str] | None,
+        typer.Option("--state", metavar="STATE", help="Only jobs in this state (repeat it, or STATE,STATE)."),
+    ] = None,
 ) -> None:
     """List your jobs, oldest first.
 
-    Example: bitscli list --json
+    Example: bitscli list --state ERROR,TRANSIENT_ERROR --json
     """
-    output.jobs(jobs.list_jobs(context(), include_final=include_final), verbose=verbose, as_json=as_json)
+    wanted = {parse_state(name) for value in states or () for name in value.split(",") if name.strip()}
+    # A finished state asked for by name is shown without --all: that is what was asked.
+    found = jobs.list_jobs(context(), include_final=include_final or any(s.is_final for s in wanted))
+    output.jobs([j for j in found if not wanted or j.state in wanted], verbose=verbose, as_json=as_json)
 
 
 @app.command("listfiles", rich_help_panel=_PANEL)

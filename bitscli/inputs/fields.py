@@ -15,6 +15,7 @@ from bitscli.model import (
     AuthScheme,
     AuthTarget,
     JobPriority,
+    JobState,
     NotifyFlags,
     ProxyUsage,
     SecurityFlags,
@@ -36,7 +37,7 @@ _NUMBER_RE = re.compile(r"^(?:[0-9]+|0[xX][0-9a-fA-F]+)$")  # ASCII digits only:
 _FORMAT_RE = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
 CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_E = TypeVar("_E", JobPriority, ProxyUsage, AuthTarget, AuthScheme)
+_E = TypeVar("_E", JobPriority, JobState, ProxyUsage, AuthTarget, AuthScheme)
 
 
 def new_guid() -> str:
@@ -101,6 +102,12 @@ def parse_enum(kind: type[_E], value: str, what: str, code: int = HResult.E_INVA
 
 def parse_priority(value: str) -> JobPriority:
     return parse_enum(JobPriority, value, "priority")
+
+
+def parse_state(value: str) -> JobState:
+    """A state by name; BITS's documentation spells the last one both CANCELLED and Canceled (bits.md §1b)."""
+    word = value.strip().upper()
+    return parse_enum(JobState, "CANCELLED" if word == "CANCELED" else word, "state")
 
 
 def parse_bool(value: str, what: str) -> bool:
