@@ -5,7 +5,7 @@ _bitscli() {
     local cur="${COMP_WORDS[COMP_CWORD]}" cmd="${COMP_WORDS[1]}" opts="" subs=""
     local IFS=$'\n'
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion config create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly monitor queue removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion config create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly manpage monitor queue removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -60,6 +60,7 @@ _bitscli() {
         list) opts='--all --all-users --json --state --verbose --help' ;;
         listfiles) opts='--json --help' ;;
         makecustomheaderswriteonly) opts='--help' ;;
+        manpage) opts='--help' ;;
         monitor) opts='--all-users --count --json --refresh --help' ;;
         queue) opts='--help'; subs='check recover' ;;
         removecredentials) opts='--help' ;;

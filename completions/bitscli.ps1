@@ -53,6 +53,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'list' = @('--all', '--all-users', '--json', '--state', '--verbose', '--help')
         'listfiles' = @('--json', '--help')
         'makecustomheaderswriteonly' = @('--help')
+        'manpage' = @('--help')
         'monitor' = @('--all-users', '--count', '--json', '--refresh', '--help')
         'queue' = @('check', 'recover', '--help')
         'removecredentials' = @('--help')

@@ -125,14 +125,17 @@ def test_the_wheel_holds_every_package(tmp_path: Path) -> None:
     bitscli/server/, and editable installs hid it)."""
     source = tmp_path / "source"  # a copy: setuptools' build/ directory in a checkout keeps deleted modules
     shutil.copytree(PACKAGE, source / "bitscli", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "man/bitscli.1"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, source / name)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path)]
     subprocess.run([*build, str(source)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("bitscli-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        shipped = {name for name in archive.namelist() if name.startswith("bitscli/") and name.endswith(".py")}
+        names = archive.namelist()
+    shipped = {name for name in names if name.startswith("bitscli/") and name.endswith(".py")}
     assert shipped == {path.relative_to(ROOT).as_posix() for path in _modules()}
+    assert any(name.endswith(".data/data/share/man/man1/bitscli.1") for name in names)  # `man bitscli` works
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -213,6 +216,28 @@ def test_queue_commands_import_only_what_they_run(ok, argv: list[str]) -> None:
 def test_completion_scripts_are_in_sync(shell: str) -> None:
     shipped = (ROOT / "completions" / SCRIPT_FILES[shell]).read_text()
     assert shipped == render(shell), f"run: bitscli completion {shell} > completions/{SCRIPT_FILES[shell]}"
+
+
+def test_the_man_page_is_in_sync_and_well_formed() -> None:
+    """Issue 16 item 3: man/bitscli.1 is rendered from the command definitions, so it cannot drift."""
+    from bitscli.cli.manpage import PAGE_FILE
+    from bitscli.cli.manpage import render as render_page
+
+    page = (ROOT / PAGE_FILE).read_text()
+    assert page == render_page(), f"run: bitscli manpage > {PAGE_FILE}"
+    for name in COMMANDS:
+        assert f".SS {name}" in page.replace("\\-", "-") or f".SS {name} " in page, name
+    groff = shutil.which("groff")
+    if groff is None:
+        pytest.skip("groff is not installed: the page's text was checked above")
+    checked = subprocess.run([groff, "-man", "-ww", "-z", str(ROOT / PAGE_FILE)], capture_output=True, text=True,
+                             check=False)  # fmt: skip
+    assert checked.returncode == 0
+    assert checked.stderr == ""
+
+
+def test_pwsh_is_powershell(ok) -> None:
+    assert ok("completion", "pwsh").stdout == render("powershell")
 
 
 def test_bash_completion_works(ok, home: Path) -> None:

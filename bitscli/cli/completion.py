@@ -168,7 +168,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {{
 
 @app.command("completion", rich_help_panel="Setup")
 def completion(
-    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh, fish or powershell.")],
+    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh, fish or powershell (pwsh).")],
 ) -> None:
     """Print the completion script for SHELL (the same files ship in completions/).
 
@@ -176,6 +176,7 @@ def completion(
     """
     from bitscli.errors import InvalidValue
 
+    shell = {"pwsh": "powershell"}.get(shell, shell)  # PowerShell 7's own name
     if shell not in SCRIPT_FILES:
         raise InvalidValue(f"no completion for shell {shell!r}", hint=f"use one of: {', '.join(SCRIPT_FILES)}")
     typer.echo(render(shell), nl=False)

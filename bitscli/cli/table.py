@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(GETTERS, "getters"),
     **dict.fromkeys(SETTERS, "setters"),
     "completion": "completion",
+    "manpage": "manpage",
     "config": "config",
     "queue": "queue",
     "daemon": "daemon",
