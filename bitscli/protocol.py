@@ -111,7 +111,8 @@ def error_context(headers: Mapping[str, str]) -> int | None:
 
 
 def supports_protocol(offered: str | None) -> bool:
-    return PROTOCOL_GUID in (offered or "").lower().split()
+    """Whether the client offers our protocol; clients separate the list with spaces or with commas."""
+    return PROTOCOL_GUID in (offered or "").lower().replace(",", " ").split()
 
 
 def hresult_text(code: int) -> str:

@@ -228,14 +228,17 @@ def _columns(source: sqlite3.Connection, target: sqlite3.Connection, table: str)
 
 
 def _indexed_names(source: sqlite3.Connection) -> dict[int, tuple[str | None, str | None]]:
-    """GUIDs and names from the indexes alone (other pages than the rows'), to name jobs whose rows are lost."""
+    """GUIDs and names from the indexes alone (other pages than the rows'), to name jobs whose rows are lost.
+    Only values of the right types: a damaged index page can hold anything."""
     found: dict[int, tuple[str | None, str | None]] = {}
     with contextlib.suppress(*DAMAGE), bounded(source):
         for seq, job_id in source.execute("SELECT seq, id FROM jobs INDEXED BY sqlite_autoindex_jobs_1"):
-            found[seq] = (job_id, None)
+            if type(seq) is int and type(job_id) is str:
+                found[seq] = (job_id, None)
     with contextlib.suppress(*DAMAGE), bounded(source):
         for seq, name in source.execute("SELECT seq, display_name FROM jobs INDEXED BY jobs_by_name"):
-            found[seq] = (found.get(seq, (None, None))[0], name)
+            if type(seq) is int and type(name) is str:
+                found[seq] = (found.get(seq, (None, None))[0], name)
     return found
 
 

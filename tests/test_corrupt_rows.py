@@ -72,3 +72,16 @@ def test_a_bad_row_is_one_corrupt_job_and_every_other_job_is_unaffected(
     ok("cancel", bad)
     assert state(bad) is JobState.CANCELLED
     assert cli("list", "--all").exit_code == 0
+
+
+@pytest.mark.parametrize("remote", ["http://[::1/f", "http://user:pw@host:99999/f", "http://u:p@[zz/f"])
+def test_a_remote_name_that_does_not_parse_is_shown_not_a_crash(ok, cli, home: Path, remote: str) -> None:
+    """A damaged byte (a flipped `[`) in a stored remote name once made `list --json` an internal error."""
+    job = ok("create", "--raw", "odd").stdout
+    ok("addfile", job, "http://127.0.0.1:9/f", "/tmp/odd-target")
+    _spoil(home, "UPDATE files SET remote_name = ? WHERE job_id = ?", remote, job)
+    for argv in (["list", "--json"], ["list", "--verbose"], ["info", job, "--verbose"], ["listfiles", job, "--json"]):
+        result = cli(*argv)
+        assert result.exit_code == 0, (argv, result.stderr)
+        assert "pw" not in result.stdout  # a password is hidden even in a name that does not parse
+        assert ":p@" not in result.stdout

@@ -7,6 +7,7 @@ import http.client
 import os
 import shutil
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -478,3 +479,56 @@ def test_settings_come_from_a_toml_file(tmp_path: Path) -> None:
         assert (root / "drop" / "same.bin").read_bytes() == b"new"  # overwrite allowed by the file
     finally:
         process.stop()
+
+
+def test_an_uploads_hidden_data_file_is_never_served(server: ServeProcess, root: Path) -> None:
+    """Issue 14 item 10: `GET /in/.NAME.<uuid>.bitscli-upload` returned the partial bytes of an upload."""
+    path = "/in/hidden-data.bin"
+    session = create_session(server.port, path).header("BITS-Session-Id")
+    assert fragment(server.port, path, session, b"secret" * 1000, 0, 100_000).status == 200
+    (data_file,) = [p for p in (root / "in").iterdir() if p.name.startswith(".hidden-data.bin.")]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for method in ("GET", "HEAD"):
+        conn.request(method, f"/in/{data_file.name}")
+        response = conn.getresponse()
+        assert response.status == 404
+        assert b"secret" not in response.read()
+    answer = create_session(server.port, f"/in/{data_file.name}")  # nor may an upload write over it
+    assert answer.status == 403
+    assert data_file.stat().st_size == 6000
+    bits_post(server.port, path, "Cancel-Session", {"BITS-Session-Id": session})
+
+
+@pytest.mark.parametrize("leaf", ["n" * 300, "\u00e9" * 112], ids=["300-bytes", "224-bytes-of-two-byte-chars"])
+def test_names_that_cannot_be_stored_are_a_client_error(server: ServeProcess, root: Path, leaf: str) -> None:
+    """Issue 14 item 9: a name past the filesystem's limit got a plain 500 and a traceback; a legal 224-byte
+    name of two-byte characters made a hidden name cut at 120 characters (240 bytes and more)."""
+    path = f"/in/{leaf}"
+    answer = create_session(server.port, urllib.parse.quote(path))
+    if len(leaf.encode()) > 255:
+        assert answer.status == 400
+        assert answer.header("BITS-Error-Code") == INVALIDARG
+        return
+    assert answer.status == 200, answer.header("BITS-Error-Code")
+    session = answer.header("BITS-Session-Id")
+    assert fragment(server.port, urllib.parse.quote(path), session, b"x" * 10, 0, 10).status == 200
+    assert (root / "in" / leaf).read_bytes() == b"x" * 10
+
+
+def test_a_comma_separated_protocol_list_is_accepted(server: ServeProcess, request: pytest.FixtureRequest) -> None:
+    """Issue 14 item 12: `BITS-Supported-Protocols: {other}, {ours}` got a 400."""
+    other = "{00000000-0000-0000-0000-000000000000}"
+    answer = bits_post(
+        server.port, name(request), "Create-Session", {"BITS-Supported-Protocols": f"{other},{PROTOCOL}"}
+    )
+    assert answer.status == 200
+    assert answer.header("BITS-Protocol") == PROTOCOL
+
+
+def test_a_raw_hash_in_the_path_is_refused(server: ServeProcess, root: Path) -> None:
+    """Issue 14 item 12: a raw `#` (a fragment, never sent by a client) became part of the stored name."""
+    answer = create_session(server.port, "/in/a#b.bin")
+    assert answer.status == 400
+    assert answer.header("BITS-Error-Code") == INVALIDARG
+    assert not [p for p in (root / "in").iterdir() if "#" in p.name]
+    assert create_session(server.port, "/in/a%23b.bin").status == 200  # an encoded one is a name like any other

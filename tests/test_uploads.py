@@ -146,6 +146,25 @@ def test_a_changed_local_file_puts_the_job_in_error(new_daemon, ok, served: Serv
     assert not (served.root / "moving.bin").exists()
 
 
+@pytest.mark.parametrize("change", ["emptied", "grown", "shrunk"])
+def test_a_file_changed_before_its_first_byte_left_is_an_error_never_a_phantom_upload(
+    new_daemon, ok, served: ServeProcess, tmp_path: Path, change: str
+) -> None:
+    """Issue 14 item 1: emptied after addfile, the upload went out as Create-Session, Close-Session and no
+    Fragment, and `complete` said "Job completed." with no file on the server."""
+    source = tmp_path / "phantom.bin"
+    source.write_bytes(os.urandom(4096))
+    job = upload_job(ok, f"{served.url}/phantom.bin", source)
+    ok("suspend", job)
+    source.write_bytes({"emptied": b"", "grown": os.urandom(8192), "shrunk": os.urandom(100)}[change])
+    ok("resume", job, "--no-daemon-start")
+    run_once(new_daemon())
+    assert state(job) is JobState.ERROR
+    assert ok("geterror", "--json", job).json["value"]["code"] == "0x8020001d"  # BG_E_LOCAL_FILE_CHANGED
+    assert not (served.root / "phantom.bin").exists()
+    assert ok("getbytestransferred", job).stdout == "0\n"
+
+
 def test_server_errors_map_to_bits_states(new_daemon, ok, served: ServeProcess, tmp_path: Path) -> None:
     source = tmp_path / "x.bin"
     source.write_bytes(b"payload")
@@ -470,3 +489,90 @@ def test_suspend_while_the_server_application_holds_the_last_ack(new_daemon, ok,
         assert upload_state(job).session_id  # the session is kept for the resume
     finally:
         server.stop()
+
+
+class _SessionLosingServer:
+    """A BITS upload server that restarts after each session's first fragment: the next fragment's connection is
+    cut, and the session is gone (SESSION_NOT_FOUND) when the client tries it again; a new one starts at byte 0."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.creates = 0
+        self.sessions: dict[str, int] = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _ack(self, status: int, **headers: str) -> None:
+                self.send_response(status)
+                self.send_header("BITS-Packet-Type", "Ack")
+                self.send_header("Content-Length", "0")
+                for name, value in headers.items():
+                    self.send_header(name.replace("_", "-"), value)
+                self.end_headers()
+
+            def do_BITS_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                packet = (self.headers.get("BITS-Packet-Type") or "").lower()
+                if packet == "create-session":
+                    outer.creates += 1
+                    session = f"{{{outer.creates:08d}-0000-0000-0000-000000000000}}"
+                    outer.sessions[session] = 0
+                    self._ack(200, BITS_Protocol="{7df0354d-249b-430f-820d-3d2a9bef4931}", BITS_Session_Id=session)
+                elif packet == "fragment":
+                    session = self.headers.get("BITS-Session-Id") or ""
+                    taken = outer.sessions.get(session, 2)
+                    if taken == 1:  # its one fragment was taken: the server "restarts" under this request
+                        outer.sessions[session] = 2
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    if taken >= 2:  # and after the restart, it knows the session no more
+                        self._ack(500, BITS_Error_Code="0x8020001f", BITS_Error_Context="0x5")
+                        return
+                    outer.sessions[session] = 1
+                    first = int(self.headers["Content-Range"].split()[1].split("-")[0])
+                    self._ack(200, BITS_Received_Content_Range=str(first + len(body)), BITS_Session_Id=session)
+                else:
+                    self._ack(200, BITS_Session_Id=self.headers.get("BITS-Session-Id") or "")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_that_keeps_losing_sessions_ends_in_error_not_endless_restarts(new_daemon, ok, tmp_path: Path) -> None:
+    """Issue 14 item 2: each new session restarted at byte 0 and counted as progress (37 Create-Sessions in
+    150 s, still TRANSFERRING). Progress is the high-water mark the server acknowledged; restarts are bounded."""
+    from .daemonproc import FakeClock
+
+    server = _SessionLosingServer()
+    try:
+        source = tmp_path / "big.bin"
+        source.write_bytes(os.urandom(4_000_000))
+        job = upload_job(ok, f"{server.url}/big.bin", source)
+        clock = FakeClock()
+        daemon = new_daemon(clock)
+        for _ in range(40):  # ticks, each past any retry delay: what days of a daemon would do
+            run_once(daemon)
+            if state(job) is JobState.ERROR:
+                break
+            clock.advance(3600)
+        assert state(job) is JobState.ERROR
+        error = ok("geterror", "--json", job).json["value"]
+        assert "lost the upload session" in error["message"], error
+        assert server.creates <= 12, server.creates
+        assert int(ok("getbytestransferred", job).stdout) < 4_000_000
+    finally:
+        server.close()

@@ -89,6 +89,13 @@ class Journal:
         f = tx.files_at(self.control.job_id, [index]).get(index)
         if f is None or f.restarts < transitions.MAX_RESTARTS:
             return err
+        header = tx.job_header(self.control.job_id)
+        if header is not None and header.type.is_upload:  # a new upload session starts from byte 0 (MC-BUP)
+            return TransferError(
+                f"{err.message}; the server lost the upload session {f.restarts} times, each new session starting "
+                f"over from byte 0, and never acknowledged a byte past {f.high_water}",
+                code=HResult.BG_E_SESSION_NOT_FOUND, context=err.context, transient=False,
+            )  # fmt: skip
         return TransferError(
             f"{err.message}; the file started over {f.restarts} times without getting past byte {f.high_water} "
             "(the server ignores Range requests, or cuts every transfer short)",

@@ -78,6 +78,7 @@ def run(control: JobControl, journal: Journal, client: Client) -> None:
         up = upload.Upload(
             url=f.remote_name, local=f.local_name, reply=job.type is JobType.UPLOAD_REPLY,
             headers=job_request.headers(job), request_options=job_request.request_options(job, f.remote_name),
+            size=f.bytes_total,
         )  # fmt: skip
         try:
             if not f.completed:

@@ -122,14 +122,20 @@ def redact_url_safely(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any ``user:password@`` replaced, for output and logs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
+    """The URL with any ``user:password@`` replaced, for output and logs. Never raises: a name that does not
+    parse (a typo, a damaged row: an unclosed ``[`` once made `list --json` an internal error) goes through
+    redact_text instead."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        port = parts.port
+    except ValueError:
+        return redact_text(url)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"***@{host}" + (f":{port}" if port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 

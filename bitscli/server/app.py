@@ -39,6 +39,11 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> Starlett
 
     async def endpoint(request: Request) -> Response:
         url_path = request.scope["path"]  # percent-decoded once by the server
+        if b"#" in request.scope.get("raw_path", b""):
+            # RFC 3986 §3.5: a raw "#" starts a fragment, which a client never sends; it would end up in the name.
+            if request.method == protocol.METHOD:
+                return ack(400, error=HResult.E_INVALIDARG)
+            return Response("not found\n", status_code=404, media_type="text/plain")
         if request.method == protocol.METHOD:
             user = _client_name(request)
             if auth is not None:

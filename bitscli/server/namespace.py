@@ -7,6 +7,12 @@ from pathlib import Path
 
 RESERVED_PREFIX = ".bitscli"  # the server's own files (sessions, replies, upload data) start with this
 REPLY_PREFIX = "/.bitscli-replies/"
+DATA_SUFFIX = f"{RESERVED_PREFIX}-upload"  # the hidden file an upload's bytes collect in (sessions.py)
+NAME_MAX = 255  # bytes in one file name on Linux's filesystems: a longer name cannot be stored
+
+
+class TooLong(Exception):
+    """A name that no file can have here: a client error, not the server's (400, E_INVALIDARG)."""
 
 
 class Refused(Exception):
@@ -21,7 +27,8 @@ def components(url_path: str) -> list[str]:
     for name in names:
         if name in (".", ".."):
             raise Refused("dot segment in the path")
-        if name.startswith(RESERVED_PREFIX):
+        if name.startswith(RESERVED_PREFIX) or name.endswith(DATA_SUFFIX):
+            # The server's own files, on every method: an upload's hidden data file once served its partial bytes.
             raise Refused("a reserved name")
         if name.lower().startswith("%2e") or "%2f" in name.lower() or "%5c" in name.lower():
             raise Refused("an encoded dot or separator (double encoding)")
@@ -56,6 +63,8 @@ def upload_target(root: Path, url_path: str) -> tuple[Path, str]:
     names = components(url_path)
     if not names:
         raise Refused("an upload needs a file name")
+    if any(len(os.fsencode(name)) > NAME_MAX for name in names):
+        raise TooLong(f"a name longer than {NAME_MAX} bytes")
     directory = os.path.join(root, *names[:-1])
     real_directory = os.path.realpath(directory)
     if not _inside(root, real_directory):

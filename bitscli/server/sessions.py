@@ -10,10 +10,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bitscli.server.namespace import RESERVED_PREFIX
+from bitscli.server.namespace import DATA_SUFFIX, RESERVED_PREFIX
 
 SESSIONS_DIR = f"{RESERVED_PREFIX}-sessions"
-DATA_SUFFIX = f"{RESERVED_PREFIX}-upload"
 
 OPEN = "open"  # taking fragments
 RECEIVED = "received"  # every byte is here; the application has not answered yet
@@ -38,7 +37,9 @@ class Session:
     def data(self) -> str:
         """The hidden file beside the target that collects the bytes (same filesystem: atomic rename)."""
         directory, base = os.path.split(self.target)
-        return os.path.join(directory, f".{base[:120]}.{self.id.strip('{}')}{DATA_SUFFIX}")
+        # Cut by bytes, not characters: 120 two-byte characters are 240 bytes, and the name would not fit.
+        short = os.fsdecode(os.fsencode(base)[:120])
+        return os.path.join(directory, f".{short}.{self.id.strip('{}')}{DATA_SUFFIX}")
 
 
 class SessionStore:

@@ -86,6 +86,9 @@ class UploadHandler:
         except namespace.Refused as why:
             log.warning("upload to %r refused: %s", url_path, why)
             return ack(403, error=HResult.E_ACCESSDENIED)
+        except namespace.TooLong as why:  # no file can have this name: a client error the client must not retry
+            log.warning("upload to %r refused: %s", url_path[:300], why)
+            return ack(400, error=HResult.E_INVALIDARG)
         except FileNotFoundError:
             return ack(404, error=http_status(404))
         if not self.settings.uploads_enabled(clean_path):

@@ -48,6 +48,7 @@ class Upload:
     headers: Mapping[str, str] = field(default_factory=dict)
     request_options: Mapping[str, Any] = field(default_factory=dict)
     timeout: tuple[float, float] = (30.0, 60.0)
+    size: int | None = None  # the file's size when it was added to the job: a different one is a changed file
 
 
 class Events(Protocol):
@@ -83,11 +84,16 @@ def local_changed(path: str) -> TransferError:
 def send_file(client: Client, up: Upload, state: UploadState, offset: int, events: Events) -> UploadState:
     """Upload from ``offset`` (the server's last acknowledged byte) until the server has every byte."""
     stamp, size = local_stamp(up.local)
+    # bits.md §2.7: a file that changed is BG_E_LOCAL_FILE_CHANGED and the job goes to ERROR. Before the first
+    # byte that means a size other than the one addfile saw (an emptied file once went up as a "complete"
+    # upload of nothing); after it, any change of size, time or inode. An empty upload is never sent.
+    if not size or (up.size is not None and up.size > 0 and size != up.size):
+        raise local_changed(up.local)
     if state.local_stamp is None:
         state = dataclasses.replace(state, local_stamp=stamp)
         events.save(state)
     elif state.local_stamp != stamp:
-        raise local_changed(up.local)  # bits.md §2.7: BG_E_LOCAL_FILE_CHANGED, the job goes to ERROR
+        raise local_changed(up.local)
     recreated = False
     while True:
         if state.session_id is not None and state.host_failing_since is not None:
