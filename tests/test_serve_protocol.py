@@ -532,3 +532,45 @@ def test_a_raw_hash_in_the_path_is_refused(server: ServeProcess, root: Path) -> 
     assert answer.header("BITS-Error-Code") == INVALIDARG
     assert not [p for p in (root / "in").iterdir() if "#" in p.name]
     assert create_session(server.port, "/in/a%23b.bin").status == 200  # an encoded one is a name like any other
+
+
+def test_an_expired_session_is_refused_when_used_on_the_servers_clock(tmp_path: Path) -> None:
+    """Issue 14 item 7: `--session-timeout` was checked only at start and every 12 hours, so a fragment was
+    accepted 6 s after a 3-second timeout. The app runs in this process under uvicorn with an injected clock."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from bitscli.server.app import create_app
+    from bitscli.server.settings import ServerSettings
+    from tests.daemonproc import FakeClock
+
+    root = tmp_path / "root"
+    (root / "in").mkdir(parents=True)
+    clock = FakeClock()
+    app = create_app(ServerSettings(root=root, upload_dirs=("/in",), session_timeout=3), clock)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:  # waits for it to listen; asserts nothing
+            time.sleep(0.02)
+        session = create_session(port, "/in/late.bin").header("BITS-Session-Id")
+        assert fragment(port, "/in/late.bin", session, b"a" * 10, 0, 20).status == 200
+        clock.advance(2)  # progress resets the timeout: still alive
+        assert fragment(port, "/in/late.bin", session, b"b" * 5, 10, 20).status == 200
+        clock.advance(6)  # now past it, with no progress
+        late = fragment(port, "/in/late.bin", session, b"c" * 5, 15, 20)
+        assert late.status == 500
+        assert late.header("BITS-Error-Code") == SESSION_NOT_FOUND
+        assert not (root / "in" / "late.bin").exists()
+        assert not [p for p in (root / "in").iterdir() if p.name.startswith(".late.bin.")]  # its data went too
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -77,9 +77,11 @@ def _client_name(request: Request) -> str:
 
 
 async def _cleanup_loop(store: SessionStore, settings: ServerSettings, clock: Clock) -> None:
-    """Sessions without progress for the session timeout are deleted, at start and every cleanup interval."""
+    """Sessions without progress for the session timeout are deleted, at start and then every cleanup interval,
+    or every quarter of the timeout when that is shorter (a 3-second timeout once waited 12 hours)."""
+    interval = min(settings.cleanup_interval, max(1.0, settings.session_timeout / 4))
     while True:
         expired = store.cleanup(clock.now(), settings.session_timeout)
         if expired:
             log.info("cleanup: %d expired session(s) deleted", len(expired))
-        await asyncio.sleep(settings.cleanup_interval)
+        await asyncio.sleep(interval)

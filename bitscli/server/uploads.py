@@ -65,6 +65,12 @@ class UploadHandler:
             return bad_request(f"{kind} without {protocol.SESSION_ID}")
         async with self._locks[session_id]:  # one packet of a session at a time, whatever the client does
             session = self.store.get(session_id)
+            if session is not None and self.clock.now() - session.progress_at >= self.settings.session_timeout:
+                # Expired (BITSSessionTimeout) is checked when a session is used, not only by the sweep: a
+                # fragment must not land in a session the cleanup is about to delete.
+                log.info("session %s: expired after %d s without progress", session_id, self.settings.session_timeout)
+                self.store.delete(session)
+                session = None
             if session is None or session.user != user or session.url_path != url_path:
                 self._locks.pop(session_id, None)
                 return ack(500, session_id, error=HResult.BG_E_SESSION_NOT_FOUND)
