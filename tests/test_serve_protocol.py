@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -574,3 +575,33 @@ def test_an_expired_session_is_refused_when_used_on_the_servers_clock(tmp_path: 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_full_disk_at_create_session_is_a_bits_disk_full_ack(tmp_path: Path) -> None:
+    """Issue 14 item 12: a disk full while a session's record was saved gave a traceback and a plain 500. It is a
+    503 Ack with ERROR_DISK_FULL (the client retries later), nothing is left behind, and room makes it work."""
+    root = tmp_path / "small"
+    root.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"mounting a tmpfs needs root: {mounted.stderr.decode().strip()}")
+    try:
+        (root / "in").mkdir()
+        server = ServeProcess(root, "--uploads", "/in").start()
+        try:
+            filler = root / "filler"
+            with open(filler, "wb") as out, contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * 65536)
+                    out.flush()
+            full = create_session(server.port, "/in/full.bin")
+            assert full.status == 503
+            assert full.header("BITS-Error-Code") == "0x80070070"  # ERROR_DISK_FULL
+            assert not list((root / ".bitscli-sessions").glob("*.json"))
+            assert not [p for p in (root / "in").iterdir() if p.name.startswith(".full.bin.")]
+            filler.unlink()
+            assert create_session(server.port, "/in/full.bin").status == 200
+        finally:
+            server.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=True)

@@ -57,7 +57,12 @@ class SessionStore:
         )  # fmt: skip
         fd = os.open(session.data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides the mode
         os.close(fd)
-        self.save(session)
+        try:
+            self.save(session)
+        except OSError:  # no record, no session: its empty data file must not be left behind
+            with contextlib.suppress(OSError):
+                os.unlink(session.data)
+            raise
         return session
 
     def get(self, session_id: str) -> Session | None:
@@ -72,8 +77,13 @@ class SessionStore:
     def save(self, session: Session) -> Session:
         path = self.directory / f"{session.id}.json"
         temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8", opener=_private) as out:
-            json.dump(dataclasses.asdict(session), out)
+        try:
+            with open(temporary, "w", encoding="utf-8", opener=_private) as out:
+                json.dump(dataclasses.asdict(session), out)
+        except OSError:  # a full disk: the record stays as it was, and no half-written copy is left
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
         os.replace(temporary, path)
         return session
 

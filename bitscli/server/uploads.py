@@ -106,7 +106,12 @@ class UploadHandler:
         if self.store.open_for(user) >= self.settings.sessions_per_user:
             return ack(503, error=HResult.ERROR_TOO_MANY_SESS)  # BITSNumberOfSessionsLimit: free one and retry later
         name = request.headers.get(protocol.CONTENT_NAME)
-        session = self.store.create(target, clean_path, user, self.clock.now(), name)
+        try:
+            session = self.store.create(target, clean_path, user, self.clock.now(), name)
+        except OSError as exc:  # a full disk (or quota) while the session's files are made: the client retries
+            log.error("create-session for %s: %s", clean_path, exc)
+            disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            return ack(503 if disk_full else 500, error=HResult.ERROR_DISK_FULL if disk_full else HResult.E_FAIL)
         headers = {protocol.PROTOCOL: protocol.PROTOCOL_GUID, "Accept-Encoding": "Identity"}
         if self.settings.host_id:
             headers[protocol.HOST_ID] = self.settings.host_id
