@@ -10,7 +10,7 @@ from typing import Any
 from bitscli.inputs.fields import format_rate
 from bitscli.inputs.names import redact_text
 from bitscli.model import UNKNOWN, Job, JobState
-from bitscli.output import JSON_SCHEMA_VERSION, allowed_text, human_size, job_json, job_line, line
+from bitscli.output import JSON_SCHEMA_VERSION, allowed_json, allowed_text, human_size, job_json, job_line, line
 from bitscli.policy import Allowed
 
 
@@ -120,8 +120,7 @@ class JsonStream:
         for job in jobs:
             document = job_json(job)
             if allowed and job.id in allowed:
-                document["allowed_rate"] = {"bytes_per_second": allowed[job.id].rate, "why": allowed[job.id].why,
-                                            "yields_to_other_traffic": allowed[job.id].yields}  # fmt: skip
+                document["allowed_rate"] = allowed_json(allowed[job.id])
             text = json.dumps({"schema": JSON_SCHEMA_VERSION, "job": document}, ensure_ascii=False)
             current[job.id] = text
             if self._seen.get(job.id) != text:

@@ -288,17 +288,22 @@ def info(job: Job, *, verbose: bool, as_json: bool, allowed: Allowed | None = No
     if as_json:
         document = job_json(job)
         if allowed is not None:
-            document["allowed_rate"] = {
-                "bytes_per_second": allowed.rate, "why": allowed.why,
-                "until": iso_time(allowed.until) if allowed.until is not None else None,
-                "yields_to_other_traffic": allowed.yields,
-            }  # fmt: skip
+            document["allowed_rate"] = allowed_json(allowed)
         _json({"schema": JSON_SCHEMA_VERSION, "job": document})
         return
     text = verbose_block(job) if verbose else job_line(job)
     if allowed is not None and (verbose or allowed.rate == 0):
         text += ("\n" if verbose else " ") + allowed_text(allowed)
     line(text)
+
+
+def allowed_json(allowed: Allowed) -> dict[str, Any]:
+    """The rate a job may use now, as `info --json` and `monitor --json` print it."""
+    return {
+        "bytes_per_second": allowed.rate, "why": allowed.why,
+        "until": iso_time(allowed.until) if allowed.until is not None else None,
+        "yields_to_other_traffic": allowed.yields,
+    }  # fmt: skip
 
 
 def allowed_text(allowed: Allowed) -> str:

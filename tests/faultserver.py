@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -228,3 +229,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+def serving(path: str, data: bytes) -> Iterator[FaultServer]:
+    """A fixture's server of one file: ``yield from serving("/f", DATA)``; closed after the test, even a failed one."""
+    srv = FaultServer()
+    srv.put(path, data)
+    try:
+        yield srv
+    finally:
+        srv.close()

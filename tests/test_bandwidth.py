@@ -17,7 +17,7 @@ from bitscli.service.context import open_context
 from bitscli.service.jobs import get_job
 
 from .daemonproc import FakeClock, run_once, state
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 
 
 class Reader:
@@ -122,10 +122,7 @@ DATA = os.urandom(1_000_000)
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", DATA)
-    yield srv
-    srv.close()
+    yield from serving("/f", DATA)
 
 
 @pytest.mark.parametrize("priority", ["FOREGROUND", "LOW"])

@@ -12,15 +12,12 @@ from bitscli.errors import ExitCode
 from bitscli.model import JobState
 
 from .daemonproc import FakeClock, run_once, state
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", b"x" * 10_000)
-    yield srv
-    srv.close()
+    yield from serving("/f", b"x" * 10_000)
 
 
 def _spoil(home: Path, sql: str, *params: object) -> None:

@@ -20,7 +20,7 @@ from bitscli.service.jobs import get_job
 
 from .conftest import run_process
 from .daemonproc import DaemonProcess, FakeClock, run_once, settle, state, wait_for
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 
 DATA = os.urandom(2 * 1024 * 1024 + 7)
 
@@ -31,10 +31,7 @@ def sha(data: bytes) -> str:
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", DATA)
-    yield srv
-    srv.close()
+    yield from serving("/f", DATA)
 
 
 @pytest.fixture

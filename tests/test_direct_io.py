@@ -18,7 +18,7 @@ from bitscli.transfer.client import Client
 from bitscli.transfer.http import download
 from bitscli.transfer.types import Download, Stopped
 
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 from .progress import Checkpoints
 
 DATA = os.urandom(3 * 1024 * 1024 + 4321)  # not a whole number of blocks
@@ -42,10 +42,7 @@ def writers(monkeypatch: pytest.MonkeyPatch) -> list[direct.DirectPartWriter]:
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", DATA)
-    yield srv
-    srv.close()
+    yield from serving("/f", DATA)
 
 
 def sha(data: bytes) -> str:

@@ -22,7 +22,7 @@ from bitscli.transfer.http import download
 from bitscli.transfer.types import Download
 
 from .daemonproc import FakeClock, run_once, state
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 from .progress import Checkpoints
 
 DATA = os.urandom(3 * 1024 * 1024 + 11)  # three times the disk
@@ -55,10 +55,7 @@ def small_disk(tmp_path: Path) -> Iterator[Disk]:
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", DATA)
-    yield srv
-    srv.close()
+    yield from serving("/f", DATA)
 
 
 @pytest.mark.parametrize("around_the_cache", [False, True], ids=["page cache", "O_DIRECT"])

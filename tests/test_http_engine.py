@@ -18,7 +18,7 @@ from bitscli.transfer.http import download, parse_content_range
 from bitscli.transfer.types import Download, Stopped, Version
 
 from .daemonproc import wait_for
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 from .progress import Checkpoints
 
 DATA = os.urandom(3 * 1024 * 1024 + 123)
@@ -56,10 +56,7 @@ class Recorder:
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", DATA)
-    yield srv
-    srv.close()
+    yield from serving("/f", DATA)
 
 
 @pytest.fixture

@@ -13,15 +13,12 @@ from bitscli.daemon.loop import Daemon
 from bitscli.model import JobState
 
 from .daemonproc import FakeClock, run_once, state
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", os.urandom(50_000))
-    yield srv
-    srv.close()
+    yield from serving("/f", os.urandom(50_000))
 
 
 @pytest.fixture

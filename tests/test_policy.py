@@ -16,7 +16,7 @@ from bitscli.model import Job, JobPriority, JobState, JobType
 from bitscli.policy import Policy, PolicyError, from_table
 
 from .daemonproc import DaemonProcess, FakeClock, run_once, state, wait_for
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 
 MON = datetime(2026, 11, 30)  # a Monday
 
@@ -148,10 +148,7 @@ def test_an_empty_policy_is_only_the_jobs_cap() -> None:
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", os.urandom(100_000))
-    yield srv
-    srv.close()
+    yield from serving("/f", os.urandom(100_000))
 
 
 def _write_config(home: Path, text: str) -> Path:

@@ -15,17 +15,14 @@ from bitscli.service.context import open_context
 from bitscli.service.jobs import get_job
 
 from .daemonproc import FakeClock, run_once, state
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 
 BIG = os.urandom(8 * 1000 * 1000)
 
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/f", BIG)
-    yield srv
-    srv.close()
+    yield from serving("/f", BIG)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from bitscli.transfer import tcpinfo
 from bitscli.transfer.tcpinfo import Delay
 
 from .daemonproc import FakeClock, settle, state
-from .faultserver import FaultServer
+from .faultserver import FaultServer, serving
 
 PEER = ("10.0.0.1", 80)
 BASE = 0.020  # the path's own round trip in these scripts
@@ -199,10 +199,7 @@ def test_setting_the_receive_window_bounds_the_socket_buffer(client) -> None:  #
 
 @pytest.fixture
 def big_server() -> Iterator[FaultServer]:
-    srv = FaultServer()
-    srv.put("/big", bytes(256 << 20))
-    yield srv
-    srv.close()
+    yield from serving("/big", bytes(256 << 20))
 
 
 def test_a_lone_background_download_on_loopback_is_measured_and_never_limited(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bitscli import paths
 from bitscli.errors import DaemonError
@@ -40,6 +41,30 @@ class Running:
 
 def running() -> Running | None:
     """The running daemon, found by trying its lock: a lock held means a live process (no stale pid files)."""
+    taken = _take_lock()
+    if isinstance(taken, Running):
+        return taken
+    taken.release()
+    return None
+
+
+@contextlib.contextmanager
+def stopped() -> Iterator[None]:
+    """Hold the daemon's lock: no daemon runs while the block does (queue recover replaces the queue file)."""
+    taken = _take_lock()
+    if isinstance(taken, Running):
+        raise DaemonError(
+            f"the daemon is running{f' (pid {taken.pid})' if taken.pid > 0 else ''} and has the queue open",
+            hint="stop it first: bitscli daemon stop (a command that needs it starts it again afterwards)",
+        )
+    try:
+        yield
+    finally:
+        taken.release()
+
+
+def _take_lock() -> Any:
+    """The daemon's lock, taken without waiting (a filelock.FileLock to release), or the daemon that holds it."""
     from filelock import FileLock, Timeout
 
     paths.ensure_private_dir(paths.state_dir())
@@ -50,31 +75,7 @@ def running() -> Running | None:
         return _read_pid() or Running(-1, time.time())
     except OSError as exc:
         raise _unwritable(exc) from None
-    lock.release()
-    return None
-
-
-@contextlib.contextmanager
-def stopped() -> Iterator[None]:
-    """Hold the daemon's lock: no daemon runs while the block does (queue recover replaces the queue file)."""
-    from filelock import FileLock, Timeout
-
-    paths.ensure_private_dir(paths.state_dir())
-    lock = FileLock(lock_path(), mode=0o600)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        found = _read_pid()
-        raise DaemonError(
-            f"the daemon is running{f' (pid {found.pid})' if found else ''} and has the queue open",
-            hint="stop it first: bitscli daemon stop (a command that needs it starts it again afterwards)",
-        ) from None
-    except OSError as exc:
-        raise _unwritable(exc) from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return lock
 
 
 def _unwritable(exc: OSError) -> DaemonError:

@@ -43,9 +43,11 @@ class Worker(threading.Thread):
         self.control.pace = self._pace
 
     def _rate(self) -> float:
-        """The lower of the rate in force (cap, policy) and the yielding controller's; 0 is no limit."""
-        rates = [self.bandwidth.rate(self.control.job_id), self.yielder.rate() if self.yielder else 0.0]
-        return min((r for r in rates if r > 0), default=0.0)
+        """The lower of the rate in force (cap, policy) and the yielding controller's; 0 is no limit. Called on
+        every read: no allocation."""
+        rate = self.bandwidth.rate(self.control.job_id)
+        own = self.yielder.rate() if self.yielder is not None else 0.0
+        return min(rate, own) if rate and own else rate or own
 
     def _pace(self, nbytes: int) -> int:
         yielder = self.yielder

@@ -33,7 +33,7 @@ def check_remote_name(remote: str, *, upload: bool) -> str:
         parts = urlsplit(remote)
         parts.port  # noqa: B018 - a malformed port or IPv6 literal raises here
     except ValueError as exc:
-        raise InvalidValue(f"malformed URL {redact_url_safely(remote)}: {exc}") from None
+        raise InvalidValue(f"malformed URL {redact_url(remote)}: {exc}") from None
     scheme = parts.scheme.lower()
     if not scheme:
         raise InvalidValue(
@@ -111,14 +111,6 @@ _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
 def redact_text(text: str) -> str:
     """Any ``scheme://user:password@`` in free text (an error message, a log line) with the user part hidden."""
     return _USERINFO_RE.sub(r"\1***@", text) if "@" in text else text
-
-
-def redact_url_safely(url: str) -> str:
-    """redact_url for a URL that may not even parse: then anything before an @ is hidden."""
-    try:
-        return redact_url(url)
-    except ValueError:
-        return redact_text(url)
 
 
 def redact_url(url: str) -> str:
