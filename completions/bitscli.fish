@@ -219,14 +219,20 @@ complete -c bitscli -n '__fish_seen_subcommand_from resume' -l help
 complete -c bitscli -n __fish_use_subcommand -a serve -d 'Serve a directory GET/HEAD with ranges, and BITS uploads where enabled (Ctrl-C stops it).'
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l access-log
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l allow-overwrite
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l body-timeout
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l certfile
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l config
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l empty-session-timeout
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l header-timeout
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host-id
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l host-id-fallback
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l keyfile
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-connections
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-fragment-size
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-sessions
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l max-upload-size
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l min-body-rate
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l no-access-log
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l no-overwrite
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l notification-command

@@ -18,9 +18,10 @@ PROTOCOL = "{7df0354d-249b-430f-820d-3d2a9bef4931}"
 class ServeProcess:
     """``bitscli serve --root ROOT --port 0 ARGS``; restart() comes back on the same port."""
 
-    def __init__(self, root: Path, *args: str) -> None:
+    def __init__(self, root: Path, *args: str, open_files: int | None = None) -> None:
         self.root = root
         self.args = args
+        self.open_files = open_files  # RLIMIT_NOFILE, soft and hard, for the server process
         self.port = 0
         self.scheme = "http"
         self.process: subprocess.Popen[str] | None = None
@@ -29,6 +30,7 @@ class ServeProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bitscli", "serve", "--root", str(self.root), "--port", str(self.port), *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=self._limit if self.open_files else None,
         )  # fmt: skip
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -41,6 +43,11 @@ class ServeProcess:
         self.scheme, self.port = match.group(1), int(match.group(2))
         _wait_listening(self.port)
         return self
+
+    def _limit(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     @property
     def url(self) -> str:

@@ -14,7 +14,8 @@ _PANEL = "Server"
 
 _SETTINGS = (  # options whose value, when given, overrides the settings file (None: not given)
     "host", "port", "allow_overwrite", "max_upload_size", "max_fragment_size", "session_timeout",
-    "sessions_per_user", "host_id", "host_id_fallback", "notification_type", "notification_url", "password_file",
+    "sessions_per_user", "max_sessions", "empty_session_timeout", "header_timeout", "body_timeout", "min_body_rate",
+    "max_connections", "host_id", "host_id_fallback", "notification_type", "notification_url", "password_file",
     "certfile", "keyfile",
 )  # fmt: skip
 
@@ -32,6 +33,16 @@ def serve(
     max_fragment_size: Annotated[int | None, typer.Option(min=1, help="Largest fragment [100 MiB].")] = None,
     session_timeout: Annotated[int | None, typer.Option(min=1, help="Idle seconds before cleanup [14 d].")] = None,
     sessions_per_user: Annotated[int | None, typer.Option(min=1, help="Open sessions per user [50].")] = None,
+    max_sessions: Annotated[int | None, typer.Option(min=1, help="Open sessions of all users [10000].")] = None,
+    empty_session_timeout: Annotated[
+        int | None, typer.Option(min=1, help="Seconds a session may wait for its first byte [600].")
+    ] = None,
+    header_timeout: Annotated[int | None, typer.Option(min=1, help="Seconds for a request's headers [10].")] = None,
+    body_timeout: Annotated[
+        int | None, typer.Option(min=1, help="Seconds a body may fall below --min-body-rate [30].")
+    ] = None,
+    min_body_rate: Annotated[int | None, typer.Option(min=1, help="Slowest body, bytes/s [500].")] = None,
+    max_connections: Annotated[int | None, typer.Option(min=1, help="Open connections [1000].")] = None,
     host_id: Annotated[str | None, typer.Option(help="Host that later packets of a session go to.")] = None,
     host_id_fallback: Annotated[
         int | None, typer.Option(min=1, help="Seconds before clients give up the host id.")

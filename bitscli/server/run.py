@@ -15,6 +15,7 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
     try:
         import uvicorn
 
+        from bitscli.server import connections, logs
         from bitscli.server.app import create_app
     except ImportError:
         raise NotSupported(
@@ -28,11 +29,18 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
     uploads = ", ".join(settings.upload_dirs) if settings.upload_dirs else "disabled (enable with --uploads /)"
     sys.stdout.write(f"Serving {settings.root} at {scheme}://{shown}:{port}/ (uploads: {uploads})\n")
     sys.stdout.flush()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("bitscli.serve").setLevel(logging.INFO if access_log else logging.WARNING)
+    logs.configure(access_log)
+    cap = connections.connection_cap(settings.max_connections)
+    if cap < settings.max_connections:
+        logging.getLogger("bitscli.serve").warning(
+            "the open-file limit allows %d connections, not %d (raise it with ulimit -n)", cap, settings.max_connections
+        )
+    limits = connections.Limits(settings.header_timeout, settings.body_timeout, settings.min_body_rate, cap)
     config = uvicorn.Config(
         create_app(settings),
-        http="h11",  # the httptools parser rejects the BITS_POST method (design.md)
+        http=connections.protocol_class(limits),  # h11: the httptools parser rejects BITS_POST (design.md)
+        timeout_keep_alive=settings.header_timeout,
+        log_config=None,  # logs.configure: one handler, rate-limited
         ssl_certfile=str(settings.certfile) if settings.certfile else None,
         ssl_keyfile=str(settings.keyfile) if settings.keyfile else None,
         access_log=access_log,

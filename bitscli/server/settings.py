@@ -22,6 +22,12 @@ class ServerSettings:
     session_timeout: int = 1_209_600  # BITSSessionTimeout: seconds without progress before cleanup
     cleanup_interval: int = 12 * 3600  # the IIS cleanup task runs every 12 h
     sessions_per_user: int = 50  # BITSNumberOfSessionsLimit
+    max_sessions: int = 10_000  # open sessions of all users together: each holds a record and a data file
+    empty_session_timeout: int = 600  # a session that never received a byte is swept after this
+    header_timeout: int = 10  # seconds for a complete request header section (and between requests)
+    body_timeout: int = 30  # the window over which a request body must keep up min_body_rate
+    min_body_rate: int = 500  # bytes a second, as Apache's mod_reqtimeout
+    max_connections: int = 1000  # open connections; lowered to fit the descriptor limit
     host_id: str | None = None  # BITSHostId: later packets of a session go to this host
     host_id_fallback: int = 86_400  # BITSHostIdFallbackTimeout
     notification_type: int = 0  # BITSServerNotificationType: 0 store, 1 by reference, 2 by value
@@ -96,7 +102,8 @@ def _check(s: ServerSettings) -> None:
         if type(value) is not int or not 0 < value <= upper:
             raise ConfigError(f"{name.replace('_', '-')} must be a whole number from 1 to {upper}, not {value!r}")
 
-    for name in ("max_fragment_size", "session_timeout", "cleanup_interval", "sessions_per_user",
+    for name in ("max_fragment_size", "session_timeout", "cleanup_interval", "sessions_per_user", "max_sessions",
+                 "empty_session_timeout", "header_timeout", "body_timeout", "min_body_rate", "max_connections",
                  "host_id_fallback", "notification_timeout"):  # fmt: skip
         positive(name, getattr(s, name))
     if s.max_upload_size is not None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio.to_thread
@@ -49,6 +51,8 @@ class UploadHandler:
         self.store = store
         self.clock = clock
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._readers: dict[str, asyncio.Task[object]] = {}  # session id -> the request reading its body now
+        self._taken_over: set[asyncio.Task[object]] = set()
 
     async def handle(self, request: Request, url_path: str, user: str) -> Response:
         kind = protocol.packet_type(request.headers)
@@ -63,6 +67,7 @@ class UploadHandler:
         session_id = request.headers.get(protocol.SESSION_ID)
         if not session_id:
             return bad_request(f"{kind} without {protocol.SESSION_ID}")
+        self._take_over(session_id)
         async with self._locks[session_id]:  # one packet of a session at a time, whatever the client does
             session = self.store.get(session_id)
             if session is not None and self.clock.now() - session.progress_at >= self.settings.session_timeout:
@@ -144,11 +149,13 @@ class UploadHandler:
         received = self.store.received(session)
         if first > received:  # a gap: say where to go on from (the 416 rule)
             return ack(416, sid, {protocol.RECEIVED_RANGE: str(received)})
+        log.info("session %s: receiving bytes %d-%d/%d", sid, first, last, total)
         try:
-            received = await _store_body(request, session.data, first, length, received)
-        except ClientDisconnect:
+            with self._reading(sid):
+                received = await _store_body(request, session.data, first, length, received)
+        except (ClientDisconnect, TakenOver):
             self.store.update(session, progress_at=self.clock.now())  # bytes kept so far count as progress
-            return ack(400, sid, error=HResult.E_INVALIDARG)
+            return ack(400, sid, {"Connection": "close"}, error=HResult.E_INVALIDARG)
         except ValueError as why:
             return bad_request(str(why), sid)
         session = self.store.update(session, progress_at=self.clock.now())
@@ -157,10 +164,41 @@ class UploadHandler:
         session = self.store.update(session, state=RECEIVED)
         return await self._finish(request, session)
 
+    def _take_over(self, session_id: str) -> None:
+        """A newer packet of a session stops the request still reading that session's body: its client has
+        most likely given up on it (a dead laptop, a NAT timeout), and the session's lock must not wait on it."""
+        reader = self._readers.get(session_id)
+        if reader is not None and reader is not asyncio.current_task() and reader not in self._taken_over:
+            log.info("session %s: a new packet takes over from a request still sending its body", session_id)
+            self._taken_over.add(reader)
+            reader.cancel()
+
+    @contextlib.contextmanager
+    def _reading(self, session_id: str) -> Iterator[None]:
+        """Mark the current request as reading the session's body; a take-over ends the read as TakenOver."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._readers[session_id] = task
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task not in self._taken_over:
+                raise
+            self._taken_over.discard(task)
+            task.uncancel()
+            raise TakenOver() from None
+        finally:
+            if self._readers.get(session_id) is task:
+                del self._readers[session_id]
+
     async def _repeat(self, request: Request, session: Session, last: int) -> Response:
         """A fragment after every byte arrived (the client lost our Ack): never stored twice."""
-        async for _ in request.stream():
-            pass
+        try:
+            with self._reading(session.id):
+                async for _ in request.stream():
+                    pass
+        except (ClientDisconnect, TakenOver):
+            return ack(400, session.id, {"Connection": "close"}, error=HResult.E_INVALIDARG)
         if session.state == RECEIVED and last == (session.total or 0) - 1:  # the total is set by now
             return await self._finish(request, session)  # the application had not accepted it yet: try again
         return self._final_ack(request, session)
@@ -206,6 +244,10 @@ class UploadHandler:
         return FileResponse(session.reply_file, media_type="application/octet-stream")
 
 
+class TakenOver(Exception):
+    """A newer packet of the same session took over while this request's body was still arriving."""
+
+
 WRITE_BLOCK = 4 << 20  # the body arrives in pieces of up to 256 KiB; the disk gets fewer, larger writes
 
 
@@ -225,7 +267,7 @@ async def _store_body(request: Request, data: str, first: int, length: int, rece
     async def flush() -> None:
         nonlocal pending, block, block_at
         if pending is not None:
-            await pending
+            await asyncio.shield(pending)  # a take-over cancels the read, never a write in progress
             pending = None
         if block:
             pending = loop.run_in_executor(None, _write_at, fd, block, block_at)
