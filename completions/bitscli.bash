@@ -67,7 +67,7 @@ _bitscli() {
         replaceremoteprefix) opts='--help' ;;
         reset) opts='--all-users --help' ;;
         resume) opts='--no-daemon-start --help' ;;
-        serve) opts='--access-log --allow-overwrite --body-timeout --certfile --config --empty-session-timeout --header-timeout --host --host-id --host-id-fallback --keyfile --max-connections --max-fragment-size --max-sessions --max-upload-size --min-body-rate --no-access-log --no-overwrite --notification-command --notification-type --notification-url --password-file --port --root --session-timeout --sessions-per-user --uploads --help' ;;
+        serve) opts='--access-log --allow-overwrite --body-timeout --certfile --config --empty-session-timeout --header-timeout --host --host-id --host-id-fallback --keyfile --max-connections --max-fragment-size --max-sessions --max-upload-size --min-body-rate --no-access-log --no-overwrite --notification-command --notification-type --notification-url --password-file --port --root --session-timeout --sessions-per-user --upload-buffer --uploads --help' ;;
         serve-passwd) opts='--help' ;;
         setaclflags) opts='--help' ;;
         setcabundle) opts='--help' ;;

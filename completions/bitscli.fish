@@ -243,6 +243,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from serve' -l port
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l root
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l session-timeout
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l sessions-per-user
+complete -c bitscli -n '__fish_seen_subcommand_from serve' -l upload-buffer
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l uploads
 complete -c bitscli -n '__fish_seen_subcommand_from serve' -l help
 complete -c bitscli -n __fish_use_subcommand -a serve-passwd -d 'Add a user to a serve password file the password is read from stdin, never from the command line.'

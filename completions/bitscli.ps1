@@ -60,7 +60,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'replaceremoteprefix' = @('--help')
         'reset' = @('--all-users', '--help')
         'resume' = @('--no-daemon-start', '--help')
-        'serve' = @('--access-log', '--allow-overwrite', '--body-timeout', '--certfile', '--config', '--empty-session-timeout', '--header-timeout', '--host', '--host-id', '--host-id-fallback', '--keyfile', '--max-connections', '--max-fragment-size', '--max-sessions', '--max-upload-size', '--min-body-rate', '--no-access-log', '--no-overwrite', '--notification-command', '--notification-type', '--notification-url', '--password-file', '--port', '--root', '--session-timeout', '--sessions-per-user', '--uploads', '--help')
+        'serve' = @('--access-log', '--allow-overwrite', '--body-timeout', '--certfile', '--config', '--empty-session-timeout', '--header-timeout', '--host', '--host-id', '--host-id-fallback', '--keyfile', '--max-connections', '--max-fragment-size', '--max-sessions', '--max-upload-size', '--min-body-rate', '--no-access-log', '--no-overwrite', '--notification-command', '--notification-type', '--notification-url', '--password-file', '--port', '--root', '--session-timeout', '--sessions-per-user', '--upload-buffer', '--uploads', '--help')
         'serve-passwd' = @('--help')
         'setaclflags' = @('--help')
         'setcabundle' = @('--help')

@@ -316,8 +316,8 @@ def test_cleanup_deletes_sessions_idle_past_the_timeout(tmp_path: Path) -> None:
     store = SessionStore(tmp_path)
     old = store.create(tmp_path / "old.bin", "/old.bin", "u", now=1000.0, content_name=None)
     fresh = store.create(tmp_path / "fresh.bin", "/fresh.bin", "u", now=5000.0, content_name=None)
-    assert store.cleanup(now=1000.0 + 3999, timeout=4000) == []
-    assert store.cleanup(now=1000.0 + 4000, timeout=4000) == [old.id]
+    assert store.cleanup(now=1000.0 + 3999, timeout=4000, empty_timeout=10**9) == []
+    assert store.cleanup(now=1000.0 + 4000, timeout=4000, empty_timeout=10**9) == [old.id]
     assert store.get(old.id) is None
     assert not os.path.exists(old.data)
     assert store.get(fresh.id) is not None

@@ -15,8 +15,8 @@ _PANEL = "Server"
 _SETTINGS = (  # options whose value, when given, overrides the settings file (None: not given)
     "host", "port", "allow_overwrite", "max_upload_size", "max_fragment_size", "session_timeout",
     "sessions_per_user", "max_sessions", "empty_session_timeout", "header_timeout", "body_timeout", "min_body_rate",
-    "max_connections", "host_id", "host_id_fallback", "notification_type", "notification_url", "password_file",
-    "certfile", "keyfile",
+    "max_connections", "upload_buffer", "host_id", "host_id_fallback", "notification_type", "notification_url",
+    "password_file", "certfile", "keyfile",
 )  # fmt: skip
 
 
@@ -43,6 +43,9 @@ def serve(
     ] = None,
     min_body_rate: Annotated[int | None, typer.Option(min=1, help="Slowest body, bytes/s [500].")] = None,
     max_connections: Annotated[int | None, typer.Option(min=1, help="Open connections [1000].")] = None,
+    upload_buffer: Annotated[
+        int | None, typer.Option(min=1, help="Upload bytes held in memory, all clients [64 MiB].")
+    ] = None,
     host_id: Annotated[str | None, typer.Option(help="Host that later packets of a session go to.")] = None,
     host_id_fallback: Annotated[
         int | None, typer.Option(min=1, help="Seconds before clients give up the host id.")

@@ -47,7 +47,7 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> Starlett
         if request.method == protocol.METHOD:
             user = _client_name(request)
             if auth is not None:
-                authenticated = auth.user(request.headers.get("Authorization"))
+                authenticated = await auth.user(request.headers.get("Authorization"), user)
                 if authenticated is None:  # uploads need a login when a password file is configured
                     return ack(401, headers={"WWW-Authenticate": 'Basic realm="bitscli"'},
                                error=HResult.E_ACCESSDENIED)  # fmt: skip
@@ -77,11 +77,12 @@ def _client_name(request: Request) -> str:
 
 
 async def _cleanup_loop(store: SessionStore, settings: ServerSettings, clock: Clock) -> None:
-    """Sessions without progress for the session timeout are deleted, at start and then every cleanup interval,
-    or every quarter of the timeout when that is shorter (a 3-second timeout once waited 12 hours)."""
-    interval = min(settings.cleanup_interval, max(1.0, settings.session_timeout / 4))
+    """Expired sessions are deleted at start and then every cleanup interval, or every quarter of the shorter
+    timeout when that is sooner (a 3-second timeout once waited 12 hours)."""
+    shortest = min(settings.session_timeout, settings.empty_session_timeout)
+    interval = min(settings.cleanup_interval, max(1.0, shortest / 4))
     while True:
-        expired = store.cleanup(clock.now(), settings.session_timeout)
+        expired = store.cleanup(clock.now(), settings.session_timeout, settings.empty_session_timeout)
         if expired:
             log.info("cleanup: %d expired session(s) deleted", len(expired))
         await asyncio.sleep(interval)

@@ -28,6 +28,7 @@ class ServerSettings:
     body_timeout: int = 30  # the window over which a request body must keep up min_body_rate
     min_body_rate: int = 500  # bytes a second, as Apache's mod_reqtimeout
     max_connections: int = 1000  # open connections; lowered to fit the descriptor limit
+    upload_buffer: int = 64 * MIB  # fragment bytes held in memory, all requests together
     host_id: str | None = None  # BITSHostId: later packets of a session go to this host
     host_id_fallback: int = 86_400  # BITSHostIdFallbackTimeout
     notification_type: int = 0  # BITSServerNotificationType: 0 store, 1 by reference, 2 by value
@@ -104,7 +105,7 @@ def _check(s: ServerSettings) -> None:
 
     for name in ("max_fragment_size", "session_timeout", "cleanup_interval", "sessions_per_user", "max_sessions",
                  "empty_session_timeout", "header_timeout", "body_timeout", "min_body_rate", "max_connections",
-                 "host_id_fallback", "notification_timeout"):  # fmt: skip
+                 "upload_buffer", "host_id_fallback", "notification_timeout"):  # fmt: skip
         positive(name, getattr(s, name))
     if s.max_upload_size is not None:
         positive("max_upload_size", s.max_upload_size, 1_844_674_407_370_955)  # the IIS maximum

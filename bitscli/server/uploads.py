@@ -53,6 +53,7 @@ class UploadHandler:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._readers: dict[str, asyncio.Task[object]] = {}  # session id -> the request reading its body now
         self._taken_over: set[asyncio.Task[object]] = set()
+        self.buffers = BufferBudget(settings.upload_buffer)
 
     async def handle(self, request: Request, url_path: str, user: str) -> Response:
         kind = protocol.packet_type(request.headers)
@@ -70,10 +71,12 @@ class UploadHandler:
         self._take_over(session_id)
         async with self._locks[session_id]:  # one packet of a session at a time, whatever the client does
             session = self.store.get(session_id)
-            if session is not None and self.clock.now() - session.progress_at >= self.settings.session_timeout:
-                # Expired (BITSSessionTimeout) is checked when a session is used, not only by the sweep: a
-                # fragment must not land in a session the cleanup is about to delete.
-                log.info("session %s: expired after %d s without progress", session_id, self.settings.session_timeout)
+            if session is not None and self.store.expired(
+                session, self.clock.now(), self.settings.session_timeout, self.settings.empty_session_timeout
+            ):
+                # Expiry is checked when a session is used, not only by the sweep: a fragment must not land in
+                # a session the cleanup is about to delete.
+                log.info("session %s: expired without progress", session_id)
                 self.store.delete(session)
                 session = None
             if session is None or session.user != user or session.url_path != url_path:
@@ -108,8 +111,13 @@ class UploadHandler:
             return bad_request("no common protocol")
         if target.exists() and not self.settings.allow_overwrite:
             return ack(409, error=HResult.E_ACCESSDENIED)  # BITSAllowOverwrites is off
+        if self._full(user):  # expired sessions must not hold a place until the next sweep
+            self.store.cleanup(self.clock.now(), self.settings.session_timeout, self.settings.empty_session_timeout)
         if self.store.open_for(user) >= self.settings.sessions_per_user:
             return ack(503, error=HResult.ERROR_TOO_MANY_SESS)  # BITSNumberOfSessionsLimit: free one and retry later
+        if len(self.store) >= self.settings.max_sessions:
+            log.warning("the server holds %d sessions (--max-sessions): a new one was refused", len(self.store))
+            return ack(503, error=HResult.ERROR_TOO_MANY_SESS)
         name = request.headers.get(protocol.CONTENT_NAME)
         try:
             session = self.store.create(target, clean_path, user, self.clock.now(), name)
@@ -123,6 +131,10 @@ class UploadHandler:
             headers[protocol.HOST_ID_FALLBACK] = str(self.settings.host_id_fallback)
         log.info("session %s: upload to %s by %s", session.id, clean_path, user)
         return ack(200, session.id, headers)
+
+    def _full(self, user: str) -> bool:
+        settings = self.settings
+        return self.store.open_for(user) >= settings.sessions_per_user or len(self.store) >= settings.max_sessions
 
     async def _fragment(self, request: Request, session: Session) -> Response:
         sid = session.id
@@ -151,8 +163,8 @@ class UploadHandler:
             return ack(416, sid, {protocol.RECEIVED_RANGE: str(received)})
         log.info("session %s: receiving bytes %d-%d/%d", sid, first, last, total)
         try:
-            with self._reading(sid):
-                received = await _store_body(request, session.data, first, length, received)
+            with self._reading(sid), self.buffers.block_size(length) as block_size:
+                received = await _store_body(request, session.data, first, length, received, block_size)
         except (ClientDisconnect, TakenOver):
             self.store.update(session, progress_at=self.clock.now())  # bytes kept so far count as progress
             return ack(400, sid, {"Connection": "close"}, error=HResult.E_INVALIDARG)
@@ -249,9 +261,27 @@ class TakenOver(Exception):
 
 
 WRITE_BLOCK = 4 << 20  # the body arrives in pieces of up to 256 KiB; the disk gets fewer, larger writes
+SMALLEST_BLOCK = 64 << 10  # what a fragment buffers when the shared budget is spent
 
 
-async def _store_body(request: Request, data: str, first: int, length: int, received: int) -> int:
+class BufferBudget:
+    """The bytes all fragments together may hold in memory (40 fragments at once once took 155 MB)."""
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+
+    @contextlib.contextmanager
+    def block_size(self, length: int) -> Iterator[int]:
+        """A fragment's write block: one filling and one being written are taken from the budget."""
+        granted = min(self.free, 2 * min(WRITE_BLOCK, length))
+        self.free -= granted
+        try:
+            yield max(SMALLEST_BLOCK, granted // 2)
+        finally:
+            self.free += granted
+
+
+async def _store_body(request: Request, data: str, first: int, length: int, received: int, block_size: int) -> int:
     """Write the body's bytes past ``received`` (stored bytes are never overwritten); returns the new end.
 
     Blocks go to the disk on a helper thread while the next bytes arrive, one write in flight at a time, so the
@@ -283,7 +313,7 @@ async def _store_body(request: Request, data: str, first: int, length: int, rece
                 if end > received:
                     block += memoryview(chunk)[max(0, received - position) :]
                     received = end
-                    if len(block) >= WRITE_BLOCK:
+                    if len(block) >= block_size:
                         await flush()
                 position = end
         finally:
