@@ -244,6 +244,9 @@ class UploadState:
     reply_last_modified: str | None = None
     reply_done: bool = False
     closed: bool = False  # Close-Session (or Cancel-Session) was answered: nothing left on the server
+    # 1: a fragment's connection broke; 2: then the session's next fragment got a 5xx without a BITS error code.
+    # Some servers answer a session they lost that way, not with BG_E_SESSION_NOT_FOUND.
+    after_break: int = 0
 
     @property
     def needs_cancel(self) -> bool:

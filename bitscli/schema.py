@@ -131,6 +131,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN start_jitter INTEGER",
         "ALTER TABLE jobs ADD COLUMN not_before REAL",
     ),
+    (  # 9: an upload session whose connection broke, then got a 5xx without a BITS code (likely lost)
+        "ALTER TABLE uploads ADD COLUMN after_break INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 JOB_FIELDS = (
@@ -287,7 +290,7 @@ def decode_file(values: Sequence[Any]) -> JobFile:
 
 UPLOAD_COLUMNS = (
     "session_id", "session_url", "host_fallback", "host_failing_since", "local_stamp", "reply_url", "reply_total",
-    "reply_transferred", "reply_etag", "reply_last_modified", "reply_done", "closed",
+    "reply_transferred", "reply_etag", "reply_last_modified", "reply_done", "closed", "after_break",
 )  # fmt: skip
 
 

@@ -495,11 +495,12 @@ class _SessionLosingServer:
     """A BITS upload server that restarts after each session's first fragment: the next fragment's connection is
     cut, and the session is gone (SESSION_NOT_FOUND) when the client tries it again; a new one starts at byte 0."""
 
-    def __init__(self) -> None:
+    def __init__(self, lost: dict[str, str] | None = None, sessions_lost: int = 10**9) -> None:
         import http.server
         import threading
 
         outer = self
+        lost = {"BITS_Error_Code": "0x8020001f", "BITS_Error_Context": "0x5"} if lost is None else lost
         self.creates = 0
         self.sessions: dict[str, int] = {}
 
@@ -528,15 +529,17 @@ class _SessionLosingServer:
                 elif packet == "fragment":
                     session = self.headers.get("BITS-Session-Id") or ""
                     taken = outer.sessions.get(session, 2)
+                    if taken == 1 and outer.creates > sessions_lost:
+                        taken = 0  # this server has stopped losing sessions
                     if taken == 1:  # its one fragment was taken: the server "restarts" under this request
                         outer.sessions[session] = 2
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
                     if taken >= 2:  # and after the restart, it knows the session no more
-                        self._ack(500, BITS_Error_Code="0x8020001f", BITS_Error_Context="0x5")
+                        self._ack(500, **lost)
                         return
-                    outer.sessions[session] = 1
+                    outer.sessions[session] = max(1, taken)
                     first = int(self.headers["Content-Range"].split()[1].split("-")[0])
                     self._ack(200, BITS_Received_Content_Range=str(first + len(body)), BITS_Session_Id=session)
                 else:
@@ -574,5 +577,35 @@ def test_a_server_that_keeps_losing_sessions_ends_in_error_not_endless_restarts(
         assert "lost the upload session" in error["message"], error
         assert server.creates <= 12, server.creates
         assert int(ok("getbytestransferred", job).stdout) < 4_000_000
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("lost", [{}, {"BITS_Error_Code": "0x1", "BITS_Error_Context": "0x5"}], ids=["none", "0x1"])
+def test_a_session_lost_without_its_code_after_a_broken_connection_is_started_again(
+    new_daemon, ok, tmp_path: Path, lost: dict[str, str]
+) -> None:  # fmt: skip
+    """Issue 14 item 3: a server that answers a lost session with a plain 500 kept the job in TRANSIENT_ERROR
+    for the whole no-progress timeout (14 days). After a broken connection, the second such answer in a row is
+    taken as a lost session, and one new session is made; the error between says so."""
+    from .daemonproc import FakeClock
+
+    server = _SessionLosingServer(lost, sessions_lost=1)
+    try:
+        source = tmp_path / "big.bin"
+        source.write_bytes(os.urandom(3_000_000))
+        job = upload_job(ok, f"{server.url}/big.bin", source)
+        clock = FakeClock()
+        daemon = new_daemon(clock)
+        run_once(daemon)
+        assert state(job) is JobState.TRANSIENT_ERROR
+        assert "after a broken connection" in ok("geterror", "--json", job).json["value"]["message"]
+        for _ in range(5):
+            clock.advance(3600)
+            run_once(daemon)
+            if state(job) is JobState.TRANSFERRED:
+                break
+        assert state(job) is JobState.TRANSFERRED, ok("info", "--verbose", job).stdout
+        assert server.creates == 2
     finally:
         server.close()

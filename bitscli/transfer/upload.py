@@ -40,6 +40,11 @@ class SessionLost(Exception):
     """BG_E_SESSION_NOT_FOUND: the server forgot the session; a new one starts from byte 0."""
 
 
+class LikelySessionLost(SessionLost):
+    """After a fragment's connection broke, the session's next fragments got 5xx answers without a BITS error
+    code, twice: some servers answer a session they lost that way, so a new one is started (once)."""
+
+
 @dataclass
 class Upload:
     url: str
@@ -106,12 +111,16 @@ def send_file(client: Client, up: Upload, state: UploadState, offset: int, event
             events.save(state, 0, size)
         try:
             return _fragments(client, up, state, offset, size, stamp, events)
-        except SessionLost:
+        except SessionLost as lost:
+            guessed = isinstance(lost, LikelySessionLost)
+            why = f"{lost}, taken as a lost session" if guessed else "the server lost the upload session"
             if recreated:
-                raise protocol_error("the server lost the upload session twice in a row") from None
-            log.info("upload %s: the server lost session %s; starting a new one", up.url, state.session_id)
+                raise protocol_error(f"{why}, twice in a row") from None
+            log.info("upload %s: %s (%s); starting a new one", up.url, why, state.session_id)
             recreated = True
-            state = dataclasses.replace(state, session_id=None, session_url=None, host_failing_since=None)
+            state = dataclasses.replace(
+                state, session_id=None, session_url=None, host_failing_since=None, after_break=0
+            )  # fmt: skip
 
 
 def create_session(client: Client, up: Upload, state: UploadState, events: Events) -> UploadState:
@@ -188,6 +197,7 @@ def _fragments(
                 with packet(client, up, url, protocol.FRAGMENT, headers, body, state, events, length, wait) as response:
                     if local_stamp(up.local)[0] != stamp:
                         raise local_changed(up.local)  # changed while this fragment was read
+                    state = _after_break(response, url, state, events)
                     ack = _fragment_ack(response, url, size, length)
             except _ShortRead:
                 raise local_changed(up.local) from None
@@ -211,6 +221,26 @@ def _fragments(
     finally:
         os.close(fd)
     return state
+
+
+def _after_break(response: Response, url: str, state: UploadState, events: Events) -> UploadState:
+    """Watch for a lost session that the server does not name: a 5xx without a BITS error code (or with 0x1)
+    after the session's connection broke is counted; the second one in a row is taken as a lost session."""
+    plain = response.status_code >= 500 and protocol.error_code(response.headers) in (None, 1)
+    if not state.after_break:
+        return state
+    if not plain:
+        return dataclasses.replace(state, after_break=0)  # saved with the Ack's offset
+    if state.after_break >= 2:
+        raise LikelySessionLost(f"{url} answered {response.status_code} without a BITS error code twice after "
+                                "the connection broke")  # fmt: skip
+    state = dataclasses.replace(state, after_break=2)
+    events.save(state)
+    error = answer_error(response, url)
+    raise TransferError(
+        f"{error.message} (after a broken connection; if it comes again, the session is taken as lost)",
+        code=error.code, context=error.context, transient=error.transient, retry_after=error.retry_after,
+    )  # fmt: skip
 
 
 def _fragment_ack(response: Response, url: str, size: int, length: int) -> tuple[int, int, str | None] | None:
@@ -284,7 +314,12 @@ class packet:  # lower case: used as a context manager, like open()
         """A host-id server that stays unreachable past its fallback timeout sends us back to the start."""
         error = transport_error(exc, self.url)
         state, events = self.state, self.events
-        if state is None or events is None or state.session_url in (None, self.up.url):
+        if state is None or events is None:
+            return error
+        if self.headers[protocol.PACKET_TYPE] == protocol.FRAGMENT and state.session_id and not state.after_break:
+            state = dataclasses.replace(state, after_break=1)  # watch the next answers for a lost session
+            events.save(state)
+        if state.session_url in (None, self.up.url):
             return error
         now = events.now()
         since = state.host_failing_since if state.host_failing_since is not None else now
