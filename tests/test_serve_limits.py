@@ -64,12 +64,22 @@ def test_sessions_without_a_byte_expire_in_minutes_and_free_the_address(in_proce
     assert (root / "in" / "scan0.bin").read_bytes() == b"x" * 20
 
 
-def test_a_global_cap_on_sessions(in_process) -> None:
-    """2,050 sessions from 40 addresses were all accepted: there was no overall cap."""
+def test_a_global_cap_on_sessions_where_empty_ones_make_room(in_process) -> None:
+    """2,050 sessions from 40 addresses were all accepted: there was no overall cap. At the cap, the oldest session
+    without a byte makes room (a flood from many addresses cannot lock everyone out); sessions with bytes stay."""
     _, _, start = in_process
     port = start(sessions_per_user=50, max_sessions=4)
-    assert [create_session(port, f"/in/{i}.bin").status for i in range(4)] == [200] * 4
-    refused = create_session(port, "/in/5.bin")
+    made = [create_session(port, f"/in/{i}.bin").header("BITS-Session-Id") for i in range(4)]
+    for index in (0, 2, 3):
+        assert fragment(port, f"/in/{index}.bin", made[index], b"d", 0, 2).status == 200
+    assert create_session(port, "/in/4.bin").status == 200  # session 1, empty, made room
+    assert fragment(port, "/in/1.bin", made[1], b"d", 0, 2).status == 500  # SESSION_NOT_FOUND: it went
+    assert fragment(port, "/in/0.bin", made[0], b"d", 1, 2).status == 200  # those with bytes stayed
+    new = create_session(port, "/in/5.bin")  # session 4 is empty too: it makes room in turn
+    assert new.status == 200
+    with_bytes = new.header("BITS-Session-Id")
+    assert fragment(port, "/in/5.bin", with_bytes, b"d", 0, 2).status == 200
+    refused = create_session(port, "/in/6.bin")  # now every session holds bytes
     assert (refused.status, refused.header("BITS-Error-Code")) == (503, TOO_MANY_SESSIONS)
 
 

@@ -14,7 +14,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("bitscli.serve")
 
-RESERVED_DESCRIPTORS = 32  # files being served or written, session records, the listener, the log
+BACKLOG = 128  # the listen queue, and so the most connections asyncio accepts at once before any is looked at
+RESERVED_DESCRIPTORS = 32 + BACKLOG  # files served or written, session records, the log; one batch of accepts
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 

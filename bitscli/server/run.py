@@ -22,7 +22,7 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
             "bitscli serve needs the server extra (Starlette and uvicorn)", hint="pip install 'bitscli[server]'"
         ) from None
     libc.keep_io_buffers()
-    sock = _bind(settings.host, settings.port)
+    sock = _bind(settings.host, settings.port, connections.BACKLOG)
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.certfile else "http"
     shown = f"[{host}]" if ":" in host else host
@@ -41,6 +41,7 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
         http=connections.protocol_class(limits),  # h11: the httptools parser rejects BITS_POST (design.md)
         timeout_keep_alive=settings.header_timeout,
         log_config=None,  # logs.configure: one handler, rate-limited
+        backlog=connections.BACKLOG,
         ssl_certfile=str(settings.certfile) if settings.certfile else None,
         ssl_keyfile=str(settings.keyfile) if settings.keyfile else None,
         access_log=access_log,
@@ -51,7 +52,7 @@ def serve(settings: ServerSettings, access_log: bool = False) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -63,6 +64,6 @@ def _bind(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {exc.strerror}",
             hint="pick another --port (0 takes a free one), or stop what uses it",
         ) from None
-    sock.listen(128)
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock

@@ -53,25 +53,44 @@ class SessionStore:
         # Read once at start and kept in memory: a Create-Session that scanned every record cost 55 ms at 2,050.
         self._sessions: dict[str, Session] = {}
         self._open_by_user: Counter[str] = Counter()
+        self._pending: set[str] = set()  # counted, but their files are still being made
         for path in self.directory.glob("*.json"):
             session = _read(path)
             if session is not None and session.id == path.stem:
                 self._remember(session)
 
     def create(self, target: Path, url_path: str, user: str, now: float, content_name: str | None) -> Session:
+        session = self.new(target, url_path, user, now, content_name)
+        try:
+            self.write_new(session)
+        except OSError:
+            self.forget(session)
+            raise
+        return session
+
+    def new(self, target: Path, url_path: str, user: str, now: float, content_name: str | None) -> Session:
+        """A new session, counted at once; its files are made by ``write_new`` (which may run on a thread)."""
         session = Session(
             id="{" + str(uuid.uuid4()) + "}", target=str(target), url_path=url_path, user=user, created=now,
             progress_at=now, content_name=content_name,
         )  # fmt: skip
-        fd = os.open(session.data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides the mode
-        os.close(fd)
-        try:
-            self.save(session)
-        except OSError:  # no record, no session: its empty data file must not be left behind
-            with contextlib.suppress(OSError):
-                os.unlink(session.data)
-            raise
+        self._remember(session)
+        self._pending.add(session.id)
         return session
+
+    def write_new(self, session: Session) -> None:
+        """Make a new session's data file and record (files only: safe on a worker thread)."""
+        try:
+            fd = os.open(session.data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides the mode
+            os.close(fd)
+            try:
+                self._write(session)
+            except OSError:  # no record, no session: its empty data file must not be left behind
+                with contextlib.suppress(OSError):
+                    os.unlink(session.data)
+                raise
+        finally:
+            self._pending.discard(session.id)
 
     def get(self, session_id: str) -> Session | None:
         """The session from memory; its record is looked at too (one stat), because another server on the
@@ -91,6 +110,11 @@ class SessionStore:
         return session
 
     def save(self, session: Session) -> Session:
+        self._write(session)
+        self._remember(session)
+        return session
+
+    def _write(self, session: Session) -> None:
         path = self.directory / f"{session.id}.json"
         temporary = path.with_name(path.name + ".tmp")
         try:
@@ -101,8 +125,6 @@ class SessionStore:
                 temporary.unlink()
             raise
         os.replace(temporary, path)
-        self._remember(session)
-        return session
 
     def update(self, session: Session, **changes: object) -> Session:
         return self.save(dataclasses.replace(session, **changes))  # type: ignore[arg-type]
@@ -116,13 +138,20 @@ class SessionStore:
 
     def delete(self, session: Session) -> None:
         """Forget the session and free its files; a committed upload stays at its destination."""
+        self.forget(session)
+        self.delete_files(session)
+
+    def forget(self, session: Session) -> None:
+        self._forget(session.id)
+
+    def delete_files(self, session: Session) -> None:
+        """A session's data, reply and record (files only: safe on a worker thread)."""
         for path in (session.data, session.reply_file):
             if path:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.directory / f"{session.id}.json")
-        self._forget(session.id)
 
     def all(self) -> list[Session]:
         return list(self._sessions.values())
@@ -146,6 +175,15 @@ class SessionStore:
             if not self._open_by_user[old.user]:
                 del self._open_by_user[old.user]
 
+    def oldest_empty(self) -> Session | None:
+        """The oldest open session that has received no byte (sessions are kept in the order they were made)."""
+        for session in self._sessions.values():
+            if session.id in self._pending:
+                continue
+            if session.state == OPEN and session.progress_at == session.created and self.received(session) == 0:
+                return session
+        return None
+
     def expired(self, session: Session, now: float, timeout: float, empty_timeout: float) -> bool:
         """No progress for ``timeout`` (BITSSessionTimeout), or no byte at all ``empty_timeout`` after it was
         made: a scanner's empty sessions must not count against an address (or the server) for 14 days."""
@@ -153,14 +191,16 @@ class SessionStore:
             return True
         return session.state == OPEN and now - session.progress_at >= empty_timeout and self.received(session) == 0
 
-    def cleanup(self, now: float, timeout: float, empty_timeout: float) -> list[str]:
-        """Delete the expired sessions (the IIS cleanup task); returns their ids."""
-        expired = [s for s in self.all() if self.expired(s, now, timeout, empty_timeout)]
+    def cleanup(self, now: float, timeout: float, empty_timeout: float, strays: bool = True) -> list[str]:
+        """Delete the expired sessions (the IIS cleanup task), and ``strays``: half-written records; returns the
+        expired sessions' ids."""
+        expired = [s for s in self.all() if s.id not in self._pending and self.expired(s, now, timeout, empty_timeout)]
         for session in expired:
             self.delete(session)
-        for stray in self.directory.glob("*.tmp"):  # a crash between write and rename
-            with contextlib.suppress(FileNotFoundError):
-                stray.unlink()
+        if strays:
+            for stray in self.directory.glob("*.tmp"):  # a crash between write and rename
+                with contextlib.suppress(FileNotFoundError):
+                    stray.unlink()
         return [s.id for s in expired]
 
     def reply_path(self, session: Session) -> Path:

@@ -54,6 +54,7 @@ class UploadHandler:
         self._readers: dict[str, asyncio.Task[object]] = {}  # session id -> the request reading its body now
         self._taken_over: set[asyncio.Task[object]] = set()
         self.buffers = BufferBudget(settings.upload_buffer)
+        self._swept_at = float("-inf")
 
     async def handle(self, request: Request, url_path: str, user: str) -> Response:
         kind = protocol.packet_type(request.headers)
@@ -62,7 +63,7 @@ class UploadHandler:
         if kind == protocol.PING:
             return ack(200)
         if kind == protocol.CREATE_SESSION:
-            return self._create(request, url_path, user)
+            return await self._create(request, url_path, user)
         if kind not in (protocol.FRAGMENT, protocol.CLOSE_SESSION, protocol.CANCEL_SESSION):
             return bad_request(f"unknown packet type {kind!r}")  # an unexpected packet gets a 400 Ack
         session_id = request.headers.get(protocol.SESSION_ID)
@@ -94,7 +95,7 @@ class UploadHandler:
                 code = HResult.ERROR_DISK_FULL if disk_full else HResult.E_FAIL
                 return ack(503 if disk_full else 500, session_id, error=code)
 
-    def _create(self, request: Request, url_path: str, user: str) -> Response:
+    async def _create(self, request: Request, url_path: str, user: str) -> Response:
         try:
             target, clean_path = namespace.upload_target(self.settings.root, url_path)
         except namespace.Refused as why:
@@ -111,17 +112,29 @@ class UploadHandler:
             return bad_request("no common protocol")
         if target.exists() and not self.settings.allow_overwrite:
             return ack(409, error=HResult.E_ACCESSDENIED)  # BITSAllowOverwrites is off
-        if self._full(user):  # expired sessions must not hold a place until the next sweep
-            self.store.cleanup(self.clock.now(), self.settings.session_timeout, self.settings.empty_session_timeout)
+        now = self.clock.now()
+        if self._full(user) and now - self._swept_at >= 1:  # expired sessions must not hold a place until the sweep
+            self._swept_at = now
+            self.store.cleanup(now, self.settings.session_timeout, self.settings.empty_session_timeout, strays=False)
         if self.store.open_for(user) >= self.settings.sessions_per_user:
             return ack(503, error=HResult.ERROR_TOO_MANY_SESS)  # BITSNumberOfSessionsLimit: free one and retry later
+        dropped = None
         if len(self.store) >= self.settings.max_sessions:
-            log.warning("the server holds %d sessions (--max-sessions): a new one was refused", len(self.store))
-            return ack(503, error=HResult.ERROR_TOO_MANY_SESS)
+            # A flood of Create-Sessions from many addresses must not lock everyone out until they expire: the
+            # oldest session that never received a byte makes room (its client, if any, starts another).
+            dropped = self.store.oldest_empty()
+            if dropped is None:
+                log.warning("the server holds %d sessions (--max-sessions): a new one was refused", len(self.store))
+                return ack(503, error=HResult.ERROR_TOO_MANY_SESS)
+            log.warning("the server holds %d sessions (--max-sessions): the oldest empty one was dropped",
+                        len(self.store))  # fmt: skip
+            self.store.forget(dropped)
         name = request.headers.get(protocol.CONTENT_NAME)
-        try:
-            session = self.store.create(target, clean_path, user, self.clock.now(), name)
+        session = self.store.new(target, clean_path, user, now, name)
+        try:  # files are made on a worker thread: on a slow disk a flood of these held up every upload
+            await anyio.to_thread.run_sync(_make_files, self.store, session, dropped)
         except OSError as exc:  # a full disk (or quota) while the session's files are made: the client retries
+            self.store.forget(session)
             log.error("create-session for %s: %s", clean_path, exc)
             disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             return ack(503 if disk_full else 500, error=HResult.ERROR_DISK_FULL if disk_full else HResult.E_FAIL)
@@ -324,6 +337,12 @@ async def _store_body(request: Request, data: str, first: int, length: int, rece
     if position != first + length:
         raise ValueError("the body is shorter than its Content-Range")
     return received
+
+
+def _make_files(store: SessionStore, session: Session, dropped: Session | None) -> None:
+    if dropped is not None:
+        store.delete_files(dropped)
+    store.write_new(session)
 
 
 def _write_at(fd: int, data: bytearray, offset: int) -> None:
