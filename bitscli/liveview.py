@@ -33,27 +33,23 @@ class TransferView:
         self._last_line = ""
         self._last_time = 0.0
         if sys.stdout.isatty():
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-                TransferSpeedColumn(), TimeRemainingColumn(),
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True), _rate_column(),
+                TimeRemainingColumn(elapsed_when_finished=True),  # a finished bar shows how long it took
             )  # fmt: skip
             self._bar.start()
 
     def update(self, job: Job) -> None:
         total = None if job.bytes_total == UNKNOWN else job.bytes_total
+        if total is None and job.state.name in ("TRANSFERRED", "ACKNOWLEDGED"):
+            total = job.bytes_transferred  # a body of unknown length is complete now: the bar ends full
         if self._bar is not None:
             description = f"{job.display_name} {job.state.name}{_transient(job)}"
             if self._task is None:
-                self._task = self._bar.add_task(description, total=total)
+                self._task = self._bar.add_task(description, total=total, completed=job.bytes_transferred,
+                                                first=job.bytes_transferred)  # fmt: skip
             self._bar.update(self._task, completed=job.bytes_transferred, total=total, description=description)
             return
         percent = f" ({100 * job.bytes_transferred // total}%)" if total else ""
@@ -134,6 +130,23 @@ class JsonStream:
         pass
 
 
+def _rate_column() -> Any:
+    """The transfer rate in the same binary units as the byte counts (rich's own column shows MB/s); a finished
+    bar shows its average rate, not ``?``."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            if task.finished and task.elapsed:  # the bytes this bar saw move, not those done before it began
+                rate = (task.completed - task.fields.get("first", 0)) / task.elapsed
+            else:
+                rate = task.speed
+            return Text(f"{human_size(int(rate))}/s" if rate is not None else "", style="progress.data.speed")
+
+    return RateColumn()
+
+
 class Monitor:
     """All jobs, redrawn every refresh: a live table on a terminal, BitsAdmin-style blocks when piped."""
 
@@ -154,9 +167,9 @@ class Monitor:
         rates = self._rates(jobs)
         allowed = allowed or {}
         if self._live is None:
-            for job in jobs:
-                cell = _rate_cell(rates.get(job.id), allowed.get(job.id))
-                line(job_line(job) + (f" {cell}" if cell else ""))
+            for job in jobs:  # the same fields on every line: the /LIST line, the rate, the bandwidth policy
+                rate = f"{human_size(int(rates.get(job.id) or 0))}/s"
+                line(f"{job_line(job)} | {rate} | {_policy_text(allowed.get(job.id))}")
             line("")
             sys.stdout.flush()
             return
@@ -179,11 +192,13 @@ class Monitor:
         width = self._live.console.width
         # The GUID stays whole and the state unabbreviated; more columns as the terminal allows.
         columns = ["GUID", "STATE", *(["FILES", "RATE"] if width >= 100 else []), "BYTES",
-                   *(["PROGRESS"] if width >= 130 else []), "NAME / LAST ERROR"]  # fmt: skip
-        table = Table(box=None, header_style="bold", pad_edge=False, title=f"bitscli monitor ({self.refresh:g} s)")
+                   *(["PROGRESS"] if width >= 130 else []), "NAME"]  # fmt: skip
+        title = f"bitscli monitor ({self.refresh:g} s; q quits)"
+        table = Table(box=None, header_style="bold", pad_edge=False, title=title)
         for title in columns:
-            last = title == "NAME / LAST ERROR"
-            table.add_column(title, no_wrap=not last, overflow="fold", min_width=8 if last else None)
+            last = title == "NAME"
+            width = {"GUID": 38, "NAME": 8}.get(title)
+            table.add_column(title, no_wrap=not last, overflow="fold" if last else "ellipsis", min_width=width)
         for job in jobs:
             total = None if job.bytes_total == UNKNOWN else job.bytes_total
             note = job.display_name
@@ -198,7 +213,7 @@ class Monitor:
                 "RATE": _rate_cell(rate, allowed.get(job.id)),
                 "BYTES": f"{human_size(job.bytes_transferred)}/{human_size(job.bytes_total)}{percent}",
                 "PROGRESS": ProgressBar(total=total or 1, completed=job.bytes_transferred if total else 0, width=20),
-                "NAME / LAST ERROR": redact_text(note),
+                "NAME": redact_text(note),
             }
             table.add_row(*(cells[c] for c in columns))
         return table
@@ -208,12 +223,24 @@ class Monitor:
             self._live.stop()
 
 
+def _policy_text(allowed: Allowed | None) -> str:
+    """What the bandwidth policy lets a job use: ``-`` (no work for the daemon), ``no cap``, ``cap 2 MiB/s: ...``."""
+    if allowed is None:
+        return "-"
+    yields = "; yields" if allowed.yields else ""
+    if allowed.rate is None:
+        return f"no cap{yields}"
+    if allowed.rate == 0:
+        return allowed_text(allowed).strip("()")
+    return f"cap {format_rate(allowed.rate)}: {allowed.why}{yields}"
+
+
 def _rate_cell(rate: float | None, allowed: Allowed | None) -> str:
-    """The rate seen, and what the job may use beside it: ``1.9 MiB/s (cap 2 MiB/s)``, ``(waiting ...)``."""
+    """The rate seen, and the cap beside it: ``1.9 MiB/s (cap 2 MiB/s)``, ``(waiting)``; the reasons are in
+    the piped lines and in ``info``."""
     seen = f"{human_size(int(rate))}/s" if rate else ""
     if allowed is None or allowed.rate is None:
         return f"{seen} (yields)".strip() if allowed is not None and allowed.yields else seen
     if allowed.rate == 0:
-        return f"{seen} {allowed_text(allowed)}".strip()
-    yields = "; yields" if allowed.yields else ""
-    return f"{seen} (cap {format_rate(allowed.rate)}: {allowed.why}{yields})".strip()
+        return f"{seen} (waiting)".strip()
+    return f"{seen} (cap {format_rate(allowed.rate)})".strip()

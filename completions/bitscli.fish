@@ -197,7 +197,7 @@ complete -c bitscli -n __fish_use_subcommand -a makecustomheaderswriteonly -d 'M
 complete -c bitscli -n '__fish_seen_subcommand_from makecustomheaderswriteonly' -l help
 complete -c bitscli -n __fish_use_subcommand -a manpage -d 'Print the manual page, bitscli.1, in roff (the same file ships in man/).'
 complete -c bitscli -n '__fish_seen_subcommand_from manpage' -l help
-complete -c bitscli -n __fish_use_subcommand -a monitor -d 'Watch every job state, files, bytes, rate, progress and last error, until Ctrl-C.'
+complete -c bitscli -n __fish_use_subcommand -a monitor -d 'Watch every job state, files, bytes, rate, progress and last error, until q or Ctrl-C.'
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l all-users
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l count
 complete -c bitscli -n '__fish_seen_subcommand_from monitor' -l json

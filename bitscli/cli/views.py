@@ -75,26 +75,26 @@ def monitor(
         bool, typer.Option("--json", help="A stream: one job document per line for each job that changed.")
     ] = False,
 ) -> None:
-    """Watch every job: state, files, bytes, rate, progress and last error, until Ctrl-C.
+    """Watch every job: state, files, bytes, rate, progress and last error, until q or Ctrl-C.
 
     Example: bitscli monitor --refresh 1
     """
-    import time
-
-    from bitscli import liveview
+    from bitscli import keys, liveview
 
     view: liveview.Monitor | liveview.JsonStream = liveview.JsonStream() if as_json else liveview.Monitor(refresh)
     ctx = context()
     shown = 0
     try:
-        while count is None or shown < count:
-            if shown:
-                time.sleep(refresh)
-            found = jobs.list_jobs(ctx)
-            now = ctx.clock.now()
-            allowed = {j.id: policy.allowed(ctx.config.bandwidth, j, now) for j in found if j.state in ACTIVE_STATES}
-            view.show(found, allowed)
-            shown += 1
+        with keys.listening() as pressed:
+            while count is None or shown < count:
+                if shown and pressed.wait(refresh) in ("q", "Q"):
+                    break
+                found = jobs.list_jobs(ctx)
+                now = ctx.clock.now()
+                allowed = {j.id: policy.allowed(ctx.config.bandwidth, j, now) for j in found
+                           if j.state in ACTIVE_STATES}  # fmt: skip
+                view.show(found, allowed)
+                shown += 1
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a monitor ends
     finally:

@@ -16,7 +16,7 @@ from bitscli.daemon.retries import QuickRetries
 from bitscli.model import ACTIVE_STATES, JobState, JobType, UploadState
 from bitscli.partfiles import reply_part
 from bitscli.store import open_queue
-from bitscli.transfer import job_request, upload
+from bitscli.transfer import job_request, upload, upload_reply
 from bitscli.transfer.classify import TransferError
 from bitscli.transfer.client import Client
 from bitscli.transfer.types import Stopped
@@ -86,7 +86,7 @@ def run(control: JobControl, journal: Journal, client: Client) -> None:
                 size = upload.local_stamp(f.local_name)[1]
                 recorder.save(state, size, size, done=True)
             if up.reply and not state.reply_done:
-                state = upload.fetch_reply(client, up, state, reply_part(job), recorder)
+                state = upload_reply.fetch_reply(client, up, state, reply_part(job), recorder)
                 recorder.save(state)
             if not state.closed:
                 upload.close_session(client, up, state)  # the reply is fetched first: closing would lose it

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
@@ -18,7 +18,7 @@ from bitscli.errors import HResult, http_status
 from bitscli.model import ErrorContext, UploadState
 from bitscli.transfer.classify import TransferError, local_error, protocol_error, status_is_transient, transport_error
 from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
-from bitscli.transfer.types import Download, Stopped, Version
+from bitscli.transfer.types import Stopped
 
 log = logging.getLogger("bitscli.daemon")
 
@@ -361,54 +361,4 @@ def answer_error(response: Response, url: str) -> TransferError:
     return TransferError(
         f"HTTP {status} {response.reason} from {url} (BITS error {protocol.hresult_text(code)})".replace("  ", " "),
         code=code, context=where, transient=status_is_transient(status) and not fatal,
-    )  # fmt: skip
-
-
-def fetch_reply(client: Client, up: Upload, state: UploadState, part: str, events: Events) -> UploadState:
-    """Download the reply with the normal engine (HEAD, ranges) into its part file; no URL means an empty reply."""
-    from bitscli.transfer import http  # deferred: most uploads have no reply
-
-    if not state.reply_url:
-        try:
-            os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
-        except OSError as exc:
-            raise local_error(exc, part) from None
-        return dataclasses.replace(state, reply_total=0, reply_transferred=0, reply_done=True)
-
-    class ReplyProgress:
-        current = state
-
-        def transferring(self, abort: Callable[[], None], url: str) -> None:
-            pass
-
-        def checkpoint(self, offset: int, version: Version, url: str) -> None:
-            self.current = dataclasses.replace(
-                self.current, reply_transferred=offset, reply_total=version.size, reply_etag=version.etag,
-                reply_last_modified=version.last_modified,
-            )  # fmt: skip
-            events.save(self.current)
-
-        def stop_requested(self) -> bool:
-            return events.stop_requested()
-
-        def pace(self, nbytes: int) -> int:
-            return events.pace(nbytes)
-
-    download = Download(
-        url=state.reply_url, part=part, offset=state.reply_transferred,
-        known=Version(state.reply_total, state.reply_etag, state.reply_last_modified), headers=up.headers,
-        request_options=up.request_options,
-    )  # fmt: skip
-    version = http.download(client, download, ReplyProgress())
-    try:
-        fd = os.open(part, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise local_error(exc, part) from None
-    return dataclasses.replace(
-        state, reply_total=version.size, reply_transferred=version.size, reply_etag=version.etag,
-        reply_last_modified=version.last_modified, reply_done=True,
     )  # fmt: skip
