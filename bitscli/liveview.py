@@ -10,7 +10,16 @@ from typing import Any
 from bitscli.inputs.fields import format_rate
 from bitscli.inputs.names import redact_text
 from bitscli.model import UNKNOWN, Job, JobState
-from bitscli.output import JSON_SCHEMA_VERSION, allowed_json, allowed_text, human_size, job_json, job_line, line
+from bitscli.output import (
+    JSON_SCHEMA_VERSION,
+    allowed_json,
+    allowed_text,
+    human_size,
+    job_json,
+    job_line,
+    line,
+    printable,
+)
 from bitscli.policy import Allowed
 
 
@@ -27,11 +36,11 @@ class TransferView:
 
     PLAIN_EVERY = 5.0  # seconds between plain progress lines while nothing else changes
 
-    def __init__(self) -> None:
+    def __init__(self, several: bool = False) -> None:
+        self._several = several  # several jobs: a bar each, and plain lines that start with the job's name
         self._bar: Any = None
-        self._task: Any = None
-        self._last_line = ""
-        self._last_time = 0.0
+        self._tasks: dict[str, Any] = {}
+        self._last: dict[str, tuple[str, float]] = {}  # job -> (its last plain line, when)
         if sys.stdout.isatty():
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -47,10 +56,12 @@ class TransferView:
             total = job.bytes_transferred  # a body of unknown length is complete now: the bar ends full
         if self._bar is not None:
             description = f"{job.display_name} {job.state.name}{_transient(job)}"
-            if self._task is None:
-                self._task = self._bar.add_task(description, total=total, completed=job.bytes_transferred,
-                                                first=job.bytes_transferred)  # fmt: skip
-            self._bar.update(self._task, completed=job.bytes_transferred, total=total, description=description)
+            task = self._tasks.get(job.id)
+            if task is None:
+                task = self._tasks[job.id] = self._bar.add_task(
+                    description, total=total, completed=job.bytes_transferred, first=job.bytes_transferred
+                )  # fmt: skip
+            self._bar.update(task, completed=job.bytes_transferred, total=total, description=description)
             return
         percent = f" ({100 * job.bytes_transferred // total}%)" if total else ""
         text = (
@@ -58,11 +69,14 @@ class TransferView:
         )
         text += f" / {human_size(job.bytes_total)}{percent}"
         text += _transient(job)
+        if self._several:
+            text = f"{printable(job.display_name)}: {text}"
         now = time.monotonic()
-        state_changed = self._last_line.split(" ", 1)[0] != job.state.name
-        if text != self._last_line and (state_changed or now - self._last_time >= self.PLAIN_EVERY):
+        last_line, last_time = self._last.get(job.id, ("", 0.0))
+        state_changed = job.state.name not in last_line.split(" ")[:2] if last_line else True
+        if text != last_line and (state_changed or now - last_time >= self.PLAIN_EVERY):
             line(text)
-            self._last_line, self._last_time = text, now
+            self._last[job.id] = (text, now)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -92,7 +92,7 @@ _bitscli() {
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
         transfer) opts='--acl-flags --bitsadmin-output --download --dynamic --json --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
-        wait) opts='--json --no-daemon-start --timeout --help' ;;
+        wait) opts='--all --any --json --no-daemon-start --timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(IFS=' '; compgen -W "$opts" -- "$cur"))

@@ -306,7 +306,9 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l priority
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload-reply
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help
-complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts starts the daemon if needed.'
+complete -c bitscli -n __fish_use_subcommand -a wait -d 'Block until the jobs are TRANSFERRED (exit 0) or one is in ERROR (exit 10), for scripts starts the daemon'
+complete -c bitscli -n '__fish_seen_subcommand_from wait' -l all
+complete -c bitscli -n '__fish_seen_subcommand_from wait' -l any
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from wait' -l timeout

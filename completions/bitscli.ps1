@@ -85,7 +85,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
         'transfer' = @('--acl-flags', '--bitsadmin-output', '--download', '--dynamic', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
-        'wait' = @('--json', '--no-daemon-start', '--timeout', '--help')
+        'wait' = @('--all', '--any', '--json', '--no-daemon-start', '--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })
     if ($words.Count -le 1 -or ($words.Count -eq 2 -and $wordToComplete -ne '')) {

@@ -77,3 +77,34 @@ def test_wait_and_transfer_print_the_final_document(home: Path, tmp_path: Path) 
     finally:
         daemon.close()
         server.close()
+
+
+def test_wait_for_several_jobs_all_or_any(home: Path, tmp_path: Path) -> None:
+    """Issue 16 item 11: `wait A B` with --all (the default) and --any; a failure among them is exit 10."""
+    server = FaultServer()
+    server.put("/f", b"y" * 50_000)
+    daemon = DaemonProcess(home).start()
+    try:
+        for name, url in (("a", server.url("/f")), ("b", server.url("/f")), ("bad", server.url("/missing")),
+                          ("never", "http://127.0.0.1:9/refused")):  # fmt: skip
+            run_process("create", name)
+            run_process("addfile", name, url, str(tmp_path / name))
+            run_process("resume", name)
+        both = run_process("wait", "a", "b", "--json", "--timeout", "60")
+        assert both.exit_code == 0, both.stderr
+        assert [j["state"] for j in both.json["jobs"]] == ["TRANSFERRED", "TRANSFERRED"]
+        assert [j["name"] for j in both.json["jobs"]] == ["a", "b"]
+        failed = run_process("wait", "a", "bad", "--timeout", "60")
+        assert failed.exit_code == 10
+        assert "ended in ERROR" in failed.stderr
+        assert "bad" in failed.stderr or "missing" in failed.stderr
+        first = run_process("wait", "never", "a", "--any", "--timeout", "60")  # 'never' retries for days
+        assert first.exit_code == 0, first.stderr
+        assert "(a) transferred." in first.stdout
+        assert "(never)" not in first.stdout  # its progress lines are there; no final line: it has not ended
+        still = run_process("wait", "never", "a", "--timeout", "1")
+        assert still.exit_code == 12
+        assert "1 of 2 jobs still unfinished" in still.stderr
+    finally:
+        daemon.close()
+        server.close()

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from bitscli import liveview, output
-from bitscli.cli.params import JobArg, context
+from bitscli.cli.params import JobsArg, context
 from bitscli.errors import InvalidValue
 from bitscli.inputs.fields import parse_acl_flags, parse_priority, parse_rate
 from bitscli.model import JobType
@@ -83,23 +83,32 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @app.command("wait", rich_help_panel=_PANEL)
 def wait(
-    job: JobArg,
+    job: JobsArg,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="Give up after SECONDS (exit 12).")] = None,
+    any_one: Annotated[
+        bool, typer.Option("--any/--all", help="Return when the first job ends, or when all have [all].")
+    ] = False,
     no_daemon_start: Annotated[
         bool, typer.Option("--no-daemon-start", help="Do not start the daemon: exit 11 if the job needs one.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final job document (no progress).")] = False,
 ) -> None:
-    """Block until the job is TRANSFERRED (exit 0) or in ERROR (exit 10), for scripts; starts the daemon if needed.
+    """Block until the jobs are TRANSFERRED (exit 0) or one is in ERROR (exit 10), for scripts; starts the daemon
+    if needed. With several jobs: --all (the default) waits for every one, --any for the first to end.
 
     Example: bitscli wait nightly && bitscli complete nightly
     """
-    view: liveview.TransferView | liveview.Quiet = liveview.Quiet() if as_json else liveview.TransferView()
+    several = len(set(job)) > 1
+    view: liveview.TransferView | liveview.Quiet = liveview.Quiet() if as_json else liveview.TransferView(several)
     try:
-        final = follow.wait(context(), job, view.update, timeout, start_daemon=not no_daemon_start)
+        finals = follow.wait(context(), job, view.update, timeout, start_daemon=not no_daemon_start, any_one=any_one)
     finally:
         view.close()
-    if as_json:
-        output.info(final, verbose=False, as_json=True)
+    if as_json and not several:
+        output.info(finals[0], verbose=False, as_json=True)
+    elif as_json:
+        output.jobs(finals, verbose=False, as_json=True)
     else:
-        output.line(f"Job {final.state.name.lower()}.")
+        for final in finals:
+            state = final.state.name.lower()
+            output.line(f"Job {final.id} ({final.display_name}) {state}." if several else f"Job {state}.")

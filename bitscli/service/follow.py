@@ -43,23 +43,31 @@ def finish_transfer(ctx: Context, job_id: str, show: Show) -> tuple[completion.C
     raise TransferFailed(_failure(final), hint="see 'bitscli daemon log' for details")
 
 
-def wait(ctx: Context, ref: str, show: Show, timeout: float | None = None, start_daemon: bool = True) -> Job:
-    """Follow a job until it is TRANSFERRED (or ACKNOWLEDGED meanwhile); its failure, or the timeout, raises.
+def wait(
+    ctx: Context, refs: Sequence[str], show: Show, timeout: float | None = None, start_daemon: bool = True,
+    any_one: bool = False,
+) -> list[Job]:  # fmt: skip
+    """Follow jobs until every one (or, ``any_one``, the first) is TRANSFERRED or has failed; returns the final
+    jobs in the order given (for ``any_one``: the jobs that ended). A failure among them, or the timeout, raises.
 
     A job that needs the daemon gets one, as `resume` does; with ``start_daemon`` False and none running, waiting
     would never end (after a reboot with no service, say), so that is an error instead."""
-    found = jobs.get_job(ctx, ref)
-    if found.state is JobState.SUSPENDED:
-        raise InvalidState(f"job {found.id} is SUSPENDED and will not finish", hint=f"bitscli resume {found.id}")
-    if not _ended(found.state) and not _daemon_runs(start_daemon):
+    found = [jobs.get_job(ctx, ref) for ref in refs]
+    for job in found:
+        if job.state is JobState.SUSPENDED:
+            raise InvalidState(f"job {job.id} is SUSPENDED and will not finish", hint=f"bitscli resume {job.id}")
+    waiting = [job for job in found if not _ended(job.state)]
+    if waiting and not _daemon_runs(start_daemon):
         raise DaemonError(
-            f"job {found.id} is {found.state.name} and needs the daemon, which is not running",
+            f"job {waiting[0].id} is {waiting[0].state.name} and needs the daemon, which is not running",
             hint="start it: bitscli daemon start (or drop --no-daemon-start)",
         )
-    final = follow(ctx, found.id, show, timeout)
-    if final.state not in (JobState.TRANSFERRED, JobState.ACKNOWLEDGED):
-        raise TransferFailed(_failure(final))
-    return final
+    ids = list(dict.fromkeys(job.id for job in found))  # a job named twice is waited for once
+    finals = follow_many(ctx, ids, show, timeout, any_one)
+    failed = [job for job in finals if job.state not in (JobState.TRANSFERRED, JobState.ACKNOWLEDGED)]
+    if failed:
+        raise TransferFailed("; ".join(_failure(job) for job in failed))
+    return finals
 
 
 def follow(ctx: Context, job_id: str, show: Show, timeout: float | None = None) -> Job:
@@ -79,6 +87,36 @@ def follow(ctx: Context, job_id: str, show: Show, timeout: float | None = None) 
                 return job
         if deadline is not None and time.monotonic() >= deadline:
             raise WaitTimeout(f"job {job_id} is still {job.state.name} after {timeout:g} s")
+        time.sleep(min(max((time.monotonic() - started) / 50, WAKE_SECONDS[0]), WAKE_SECONDS[1]))
+
+
+def follow_many(ctx: Context, ids: list[str], show: Show, timeout: float | None, any_one: bool) -> list[Job]:
+    """``follow`` for several jobs: until all have ended, or the first one has (``any_one``)."""
+    if len(ids) == 1:
+        return [follow(ctx, ids[0], show, timeout)]
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    seen, refresh_at = None, 0.0
+    states: dict[str, JobState | None] = {}
+    while True:
+        version = jobs.queue_version(ctx)
+        changed = version != seen
+        if changed:
+            seen = version
+            states = {job_id: jobs.job_state(ctx, job_id) for job_id in ids}
+        ended = [job_id for job_id in ids if _ended(states.get(job_id))]
+        done = bool(ended) if any_one else len(ended) == len(ids)
+        if done or time.monotonic() >= refresh_at:
+            refresh_at = time.monotonic() + REFRESH_SECONDS
+            current = [jobs.get_job(ctx, job_id) for job_id in ids]
+            for job in current:
+                show(job)
+            if done:
+                return [job for job in current if _ended(job.state)] if any_one else current
+        if deadline is not None and time.monotonic() >= deadline:
+            still = [job_id for job_id in ids if job_id not in ended]
+            raise WaitTimeout(f"{len(still)} of {len(ids)} jobs still unfinished after {timeout:g} s: "
+                              + ", ".join(still))  # fmt: skip
         time.sleep(min(max((time.monotonic() - started) / 50, WAKE_SECONDS[0]), WAKE_SECONDS[1]))
 
 
