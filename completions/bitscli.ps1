@@ -8,9 +8,9 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'cancel' = @('--help')
         'complete' = @('--help')
         'completion' = @('--help')
-        'config' = @('check', '--help')
+        'config' = @('--help')
         'create' = @('--download', '--json', '--priority', '--raw', '--upload', '--upload-reply', '--help')
-        'daemon' = @('log', 'run', 'start', 'status', 'stop', 'unit', '--help')
+        'daemon' = @('--help')
         'getaclflags' = @('--json', '--raw', '--help')
         'getbytestotal' = @('--json', '--raw', '--help')
         'getbytestransferred' = @('--json', '--raw', '--help')
@@ -55,7 +55,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'makecustomheaderswriteonly' = @('--help')
         'manpage' = @('--help')
         'monitor' = @('--all-users', '--count', '--json', '--refresh', '--help')
-        'queue' = @('check', 'recover', '--help')
+        'queue' = @('--help')
         'removecredentials' = @('--help')
         'replaceremoteprefix' = @('--help')
         'reset' = @('--all-users', '--help')
@@ -84,18 +84,25 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setstartjitter' = @('--help')
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
-        'transfer' = @('--acl-flags', '--bitsadmin-output', '--download', '--dynamic', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
+        'transfer' = @('--acl-flags', '--download', '--dynamic', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
         'wait' = @('--all', '--any', '--json', '--no-daemon-start', '--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })
-    if ($words.Count -le 1 -or ($words.Count -eq 2 -and $wordToComplete -ne '')) {
-        $candidates = $commands.Keys | Sort-Object
-    } elseif ($wordToComplete -like '-*' -or $words.Count -le 3) {
+    if ($wordToComplete -ne '' -and $words.Count -gt 0 -and $words[-1] -eq $wordToComplete) {
+        $words = $words[0..($words.Count - 2)]
+    }
+    if ($words.Count -le 1) {
+        $candidates = if ($wordToComplete -like '/*') { @('/ADDFILE', '/ADDFILESET', '/ADDFILEWITHRANGES', '/CANCEL', '/COMPLETE', '/CREATE', '/GETACLFLAGS', '/GETBYTESTOTAL', '/GETBYTESTRANSFERRED', '/GETCABUNDLE', '/GETCLIENTCERTIFICATE', '/GETCOMPLETIONTIME', '/GETCREATIONTIME', '/GETCUSTOMHEADERS', '/GETDESCRIPTION', '/GETDISPLAYNAME', '/GETDYNAMIC', '/GETERROR', '/GETERRORCOUNT', '/GETFILESTOTAL', '/GETFILESTRANSFERRED', '/GETHTTPMETHOD', '/GETMAXBANDWIDTH', '/GETMAXDOWNLOADTIME', '/GETMINRETRYDELAY', '/GETMODIFICATIONTIME', '/GETNOPROGRESSTIMEOUT', '/GETNOTIFYCMDLINE', '/GETNOTIFYFLAGS', '/GETNOTIFYINTERFACE', '/GETOWNER', '/GETPRIORITY', '/GETPROXYBYPASSLIST', '/GETPROXYLIST', '/GETPROXYUSAGE', '/GETREPLYDATA', '/GETREPLYFILENAME', '/GETREPLYPROGRESS', '/GETSECURITYFLAGS', '/GETSTARTJITTER', '/GETSTATE', '/GETTEMPORARYNAME', '/GETTYPE', '/GETVALIDATIONSTATE', '/INFO', '/LIST', '/LISTFILES', '/MAKECUSTOMHEADERSWRITEONLY', '/MONITOR', '/REMOVECREDENTIALS', '/REPLACEREMOTEPREFIX', '/RESET', '/RESUME', '/SETACLFLAGS', '/SETCABUNDLE', '/SETCLIENTCERTIFICATE', '/SETCREDENTIALS', '/SETCUSTOMHEADERS', '/SETDESCRIPTION', '/SETDISPLAYNAME', '/SETDYNAMIC', '/SETHTTPMETHOD', '/SETMAXBANDWIDTH', '/SETMAXDOWNLOADTIME', '/SETMINRETRYDELAY', '/SETNOPROGRESSTIMEOUT', '/SETNOTIFYCMDLINE', '/SETNOTIFYFLAGS', '/SETPRIORITY', '/SETPROXYSETTINGS', '/SETREPLYFILENAME', '/SETSECURITYFLAGS', '/SETSTARTJITTER', '/SETVALIDATIONSTATE', '/SUSPEND', '/TRANSFER') } else { $commands.Keys | Sort-Object }
+    } elseif ($wordToComplete -like '-*') {
         $candidates = $commands[$words[1]]
     } else {
-        return
+        $candidates = @(& bitscli __complete -- @($words[1..($words.Count - 1)]) $wordToComplete 2>$null)
+        if ($candidates.Count -gt 0 -and $candidates[0] -eq '__files__') {
+            $candidates = @(Get-ChildItem -Path "$wordToComplete*" -Name -ErrorAction SilentlyContinue)
+        }
     }
     $candidates | Where-Object { $_ -like "$wordToComplete*" } | ForEach-Object {
-        [System.Management.Automation.CompletionResult]::new($_, $_, 'ParameterValue', $_)
+        $text = if ($_ -match '[\s{}]') { "'$_'" } else { $_ }
+        [System.Management.Automation.CompletionResult]::new($text, $_, 'ParameterValue', $_)
     }
 }

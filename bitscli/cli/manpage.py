@@ -57,6 +57,8 @@ def _commands(group: Any, prefix: str = "") -> list[str]:
     out: list[str] = []
     for name in sorted(group.commands):
         command = group.commands[name]
+        if command.hidden:
+            continue
         path = f"{prefix}{name}"
         if getattr(command, "commands", None):
             out += _commands(command, f"{path} ")

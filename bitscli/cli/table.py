@@ -24,12 +24,15 @@ SETTERS = (
     "removecredentials", "setcustomheaders", "makecustomheaderswriteonly", "setvalidationstate", "setcabundle",
     "setclientcertificate", "setmaxbandwidth", "setstartjitter",
 )  # fmt: skip
+# The commands BitsAdmin itself has, whose /SWITCH spellings completion offers.
+BITSADMIN_COMMANDS = (*_JOBS, *_VIEWS, *GETTERS, *SETTERS, "transfer", "getreplydata", "getreplyprogress")
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(_JOBS, "jobs"),
     **dict.fromkeys(_VIEWS, "views"),
     **dict.fromkeys(GETTERS, "getters"),
     **dict.fromkeys(SETTERS, "setters"),
     "completion": "completion",
+    "__complete": "completion_words",  # hidden: the completion scripts ask it for arguments
     "manpage": "manpage",
     "config": "config",
     "queue": "queue",
