@@ -63,6 +63,7 @@ class HResult(enum.IntEnum):
     BG_E_MAXDOWNLOAD_TIMEOUT = 0x80200054
     # No BITS code exists for a redirect loop; it is reported as an HTTP status BITS never sends (310).
     BG_E_TOO_MANY_REDIRECTS = 0x80190136
+    CRYPT_E_HASH_VALUE = 0x80091007
     E_NOTIMPL = 0x80004001
     E_FAIL = 0x80004005
     ERROR_FILE_NOT_FOUND = 0x80070002
@@ -93,6 +94,7 @@ MESSAGES: dict[HResult, str] = {
     HResult.BG_E_PROXY_BYPASS_LIST_TOO_LARGE: "the proxy bypass list is too long",
     HResult.BG_E_TOO_MANY_FILES: "an upload job can have only one file",
     HResult.BG_E_LOCAL_FILE_CHANGED: "the local file changed during the transfer",
+    HResult.CRYPT_E_HASH_VALUE: "the file's hash is not the one expected",
     HResult.BG_E_SESSION_NOT_FOUND: "the server does not know the upload session",
     HResult.BG_E_TOO_LARGE: "the file or reply is larger than the server or bitscli allows",
     HResult.BG_E_STRING_TOO_LONG: "the text is too long",

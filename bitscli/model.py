@@ -144,6 +144,9 @@ class JobFile:
     last_modified: str | None = None
     high_water: int = 0  # the most bytes of this file ever durable: only bytes past it are progress (§2.6)
     restarts: int = 0  # starts from byte 0 since the last new byte (a server that ignores Range, say)
+    expected_hash: str | None = None  # "sha256:HEX" (addfile --sha256): the file counts only once it matches
+    verified_hash: str | None = None  # the hash the finished file was checked with ("sha256:HEX")
+    hash_mismatches: int = 0  # a mismatch fetches the file once more from zero; a second one is an ERROR
 
 
 @dataclass(frozen=True)

@@ -130,9 +130,16 @@ def job_line(job: Job) -> str:
 
 
 def file_line(f: JobFile) -> str:
+    """BitsAdmin's file line; a file with an expected hash gets a second line: what it must match, and whether
+    it did (``HASH: sha256:... VERIFIED``, ``... NOT YET VERIFIED``, and the mismatches so far)."""
     status = "TRANSFERRED" if f.completed else "WORKING"
     names = f"{printable(redact_url(f.remote_name))} -> {printable(f.local_name)}"
-    return f"{f.bytes_transferred} / {fmt_size(f.bytes_total)} {status} {names}"
+    text = f"{f.bytes_transferred} / {fmt_size(f.bytes_total)} {status} {names}"
+    if f.expected_hash:
+        verified = "VERIFIED" if f.verified_hash == f.expected_hash else "NOT YET VERIFIED"
+        mismatches = f" ({f.hash_mismatches} mismatch(es))" if f.hash_mismatches else ""
+        text += f"\n    HASH: {f.expected_hash} {verified}{mismatches}"
+    return text
 
 
 def error_lines(job: Job) -> list[str]:
@@ -280,6 +287,9 @@ def file_json(index: int, f: JobFile) -> dict[str, Any]:
         "completed": f.completed,
         "ranges": [str(r) for r in f.ranges],
         "validation_state": f.validation_state,
+        "expected_hash": f.expected_hash,
+        "verified_hash": f.verified_hash,
+        "hash_mismatches": f.hash_mismatches,
     }
 
 

@@ -134,6 +134,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 9: an upload session whose connection broke, then got a 5xx without a BITS code (likely lost)
         "ALTER TABLE uploads ADD COLUMN after_break INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # 10: a file's expected hash (addfile --sha256), the hash it was verified with, and mismatches so far
+        "ALTER TABLE files ADD COLUMN expected_hash TEXT",
+        "ALTER TABLE files ADD COLUMN verified_hash TEXT",
+        "ALTER TABLE files ADD COLUMN hash_mismatches INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 JOB_FIELDS = (
@@ -149,7 +154,7 @@ ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS
 FILE_COLUMNS = (
     "remote_name", "local_name", "bytes_total", "bytes_transferred", "completed", "ranges", "validation_state",
-    "etag", "last_modified", "high_water", "restarts",
+    "etag", "last_modified", "high_water", "restarts", "expected_hash", "verified_hash", "hash_mismatches",
 )  # fmt: skip
 _TYPES = {int(t): t for t in JobType}
 _STATES = {int(s): s for s in JobState}
@@ -172,7 +177,8 @@ _KINDS = {
     "client_key": _OPTIONAL_TEXT, "max_bandwidth": _INT, "start_jitter": _OPTIONAL_INT,
     "not_before": _OPTIONAL_NUMBER,
 }  # fmt: skip
-_FILE_KINDS = (_TEXT, _TEXT, _INT, _INT, _INT, _OPTIONAL_TEXT, _INT, _OPTIONAL_TEXT, _OPTIONAL_TEXT, _INT, _INT)
+_FILE_KINDS = (_TEXT, _TEXT, _INT, _INT, _INT, _OPTIONAL_TEXT, _INT, _OPTIONAL_TEXT, _OPTIONAL_TEXT, _INT, _INT,
+               _OPTIONAL_TEXT, _OPTIONAL_TEXT, _INT)  # fmt: skip
 # A job the daemon has had work for holds files: resume refuses a job without any.
 _NEEDS_FILES = {int(s) for s in (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING, JobState.TRANSFERRED)}
 
@@ -266,15 +272,17 @@ def corrupt_job(row: Sequence[Any], why: str) -> Job:
 def encode_file(f: JobFile) -> tuple[object, ...]:
     ranges = ",".join(str(r) for r in f.ranges)
     return (f.remote_name, f.local_name, f.bytes_total, f.bytes_transferred, int(f.completed), ranges,
-            int(f.validation_state), f.etag, f.last_modified, f.high_water, f.restarts)  # fmt: skip
+            int(f.validation_state), f.etag, f.last_modified, f.high_water, f.restarts, f.expected_hash,
+            f.verified_hash, f.hash_mismatches)  # fmt: skip
 
 
 def decode_file(values: Sequence[Any]) -> JobFile:
     for name, value, kinds in zip(FILE_COLUMNS, values, _FILE_KINDS, strict=True):
         if type(value) not in kinds:
             raise CorruptRow(f"file {name}", value)
-    remote, local, total, done, completed, ranges, valid, etag, last_modified, high_water, restarts = values
-    if total < UNKNOWN or done < 0 or high_water < 0 or restarts < 0:
+    remote, local, total, done, completed, ranges, valid, etag, last_modified, high_water, restarts = values[:11]
+    expected_hash, verified_hash, mismatches = values[11:]
+    if total < UNKNOWN or done < 0 or high_water < 0 or restarts < 0 or mismatches < 0:
         raise CorruptRow("file bytes", (total, done))
     parsed = []
     for item in ranges.split(",") if ranges else ():
@@ -284,7 +292,7 @@ def decode_file(values: Sequence[Any]) -> JobFile:
         parsed.append(ByteRange(int(offset), LENGTH_TO_EOF if length == "eof" else int(length)))
     return JobFile(
         remote, local, total, done, bool(completed), tuple(parsed), bool(valid), etag, last_modified,
-        high_water, restarts,
+        high_water, restarts, expected_hash, verified_hash, mismatches,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ _bitscli() {
         return
     fi
     case "$cmd" in
-        addfile) opts='--help' ;;
+        addfile) opts='--hash --sha256 --help' ;;
         addfileset) opts='--help' ;;
         addfilewithranges) opts='--help' ;;
         cancel) opts='--help' ;;
@@ -93,7 +93,7 @@ _bitscli() {
         setstartjitter) opts='--help' ;;
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
-        transfer) opts='--acl-flags --download --dynamic --json --max-bandwidth --no-daemon-start --priority --upload --upload-reply --help' ;;
+        transfer) opts='--acl-flags --download --dynamic --hash --json --max-bandwidth --no-daemon-start --priority --sha256 --upload --upload-reply --help' ;;
         wait) opts='--all --any --json --no-daemon-start --timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then

@@ -11,8 +11,10 @@ end
 complete -c bitscli -f
 complete -c bitscli -n '__fish_use_subcommand; and string match -q -- "/*" (commandline -ct)' -a '/ADDFILE /ADDFILESET /ADDFILEWITHRANGES /CANCEL /COMPLETE /CREATE /GETACLFLAGS /GETBYTESTOTAL /GETBYTESTRANSFERRED /GETCABUNDLE /GETCLIENTCERTIFICATE /GETCOMPLETIONTIME /GETCREATIONTIME /GETCUSTOMHEADERS /GETDESCRIPTION /GETDISPLAYNAME /GETDYNAMIC /GETERROR /GETERRORCOUNT /GETFILESTOTAL /GETFILESTRANSFERRED /GETHTTPMETHOD /GETMAXBANDWIDTH /GETMAXDOWNLOADTIME /GETMINRETRYDELAY /GETMODIFICATIONTIME /GETNOPROGRESSTIMEOUT /GETNOTIFYCMDLINE /GETNOTIFYFLAGS /GETNOTIFYINTERFACE /GETOWNER /GETPRIORITY /GETPROXYBYPASSLIST /GETPROXYLIST /GETPROXYUSAGE /GETREPLYDATA /GETREPLYFILENAME /GETREPLYPROGRESS /GETSECURITYFLAGS /GETSTARTJITTER /GETSTATE /GETTEMPORARYNAME /GETTYPE /GETVALIDATIONSTATE /INFO /LIST /LISTFILES /MAKECUSTOMHEADERSWRITEONLY /MONITOR /REMOVECREDENTIALS /REPLACEREMOTEPREFIX /RESET /RESUME /SETACLFLAGS /SETCABUNDLE /SETCLIENTCERTIFICATE /SETCREDENTIALS /SETCUSTOMHEADERS /SETDESCRIPTION /SETDISPLAYNAME /SETDYNAMIC /SETHTTPMETHOD /SETMAXBANDWIDTH /SETMAXDOWNLOADTIME /SETMINRETRYDELAY /SETNOPROGRESSTIMEOUT /SETNOTIFYCMDLINE /SETNOTIFYFLAGS /SETPRIORITY /SETPROXYSETTINGS /SETREPLYFILENAME /SETSECURITYFLAGS /SETSTARTJITTER /SETVALIDATIONSTATE /SUSPEND /TRANSFER'
 complete -c bitscli -n __fish_use_subcommand -a addfile -d 'Add one file to a job.'
+complete -c bitscli -n '__fish_seen_subcommand_from addfile' -l hash
+complete -c bitscli -n '__fish_seen_subcommand_from addfile' -l sha256
 complete -c bitscli -n '__fish_seen_subcommand_from addfile' -l help
-complete -c bitscli -n __fish_use_subcommand -a addfileset -d 'Add every file listed in LISTFILE, all or none: one \'REMOTE LOCAL\' pair per line, # for comments.'
+complete -c bitscli -n __fish_use_subcommand -a addfileset -d 'Add every file listed in LISTFILE, all or none: \'REMOTE LOCAL [sha256:HEX]\' per line, # for comments.'
 complete -c bitscli -n '__fish_seen_subcommand_from addfileset' -l help
 complete -c bitscli -n __fish_use_subcommand -a addfilewithranges -d 'Add a file of which only the given byte ranges are downloaded.'
 complete -c bitscli -n '__fish_seen_subcommand_from addfilewithranges' -l help
@@ -304,10 +306,12 @@ complete -c bitscli -n __fish_use_subcommand -a transfer -d 'Create a job, trans
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l acl-flags
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l download
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l dynamic
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l hash
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l max-bandwidth
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l no-daemon-start
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l priority
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l sha256
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l upload-reply
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l help

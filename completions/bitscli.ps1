@@ -2,7 +2,7 @@
 Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
     param($wordToComplete, $commandAst, $cursorPosition)
     $commands = @{
-        'addfile' = @('--help')
+        'addfile' = @('--hash', '--sha256', '--help')
         'addfileset' = @('--help')
         'addfilewithranges' = @('--help')
         'cancel' = @('--help')
@@ -84,7 +84,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setstartjitter' = @('--help')
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
-        'transfer' = @('--acl-flags', '--download', '--dynamic', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--upload', '--upload-reply', '--help')
+        'transfer' = @('--acl-flags', '--download', '--dynamic', '--hash', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--sha256', '--upload', '--upload-reply', '--help')
         'wait' = @('--all', '--any', '--json', '--no-daemon-start', '--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })

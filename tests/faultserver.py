@@ -33,6 +33,7 @@ class Fault:
     chunked: bool = False  # a 200 body in chunked transfer coding, with no Content-Length
     close_after: bool = False  # answer, then close the connection without saying so (an idle timeout)
     times: int = 1  # how many requests this fault applies to
+    corrupt: bool = False  # one byte of the body is wrong: same length, same validators (a flaky cache)
 
 
 @dataclass
@@ -157,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.wrong_range and status == 206:
             start += 10
         body = data[start : end + 1]
+        if fault and fault.corrupt and body:
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
         self.send_response(status)
         if fault and fault.chunked and status == 200:
             return self._chunked(body, fault)

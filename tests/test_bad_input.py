@@ -35,6 +35,9 @@ def jobs(ok, tmp_path: Path) -> dict[str, str]:
     (tmp_path / "three-fields.txt").write_text(
         f"http://127.0.0.1:9/x {tmp_path}/x\nhttp://127.0.0.1:9/y {tmp_path}/y extra\n"
     )
+    (tmp_path / "four-fields.txt").write_text(
+        f"http://127.0.0.1:9/x {tmp_path}/x\nhttp://127.0.0.1:9/y {tmp_path}/y a b\n"
+    )
     (tmp_path / "relative.txt").write_text(f"http://127.0.0.1:9/x {tmp_path}/x\nhttp://127.0.0.1:9/y y\n")
     return refs
 
@@ -201,9 +204,15 @@ CASES = [
     ),
     (
         "fileset bad field count",
+        ["addfileset", J, T + "/four-fields.txt"],
+        ExitCode.USAGE,
+        "line 2: expected 'REMOTE LOCAL",
+    ),
+    (
+        "fileset third field not a hash",
         ["addfileset", J, T + "/three-fields.txt"],
         ExitCode.USAGE,
-        "line 2: expected 'REMOTE LOCAL'",
+        "line 2: 'extra' is not a sha256 hash",
     ),
     (
         "fileset relative path",

@@ -49,12 +49,25 @@ def create(
 
 
 @app.command("addfile", rich_help_panel=_PANEL)
-def addfile(job: JobArg, remote: RemoteArg, local: LocalArg) -> None:
+def addfile(
+    job: JobArg,
+    remote: RemoteArg,
+    local: LocalArg,
+    sha256: Annotated[
+        str | None, typer.Option("--sha256", metavar="HEX", help="The file's SHA-256: it counts only if it matches.")
+    ] = None,
+    hash_: Annotated[
+        str | None, typer.Option("--hash", metavar="ALGO:HEX", help="As --sha256: sha256, sha512, sha1 or md5.")
+    ] = None,
+) -> None:
     """Add one file to a job.
 
-    Example: bitscli addfile nightly https://example.org/a.iso /srv/images/a.iso
+    Example: bitscli addfile nightly https://example.org/a.iso /srv/images/a.iso --sha256 9f86d0...
     """
-    updated, added = jobs.add_files(context(), job, [jobs.FileSpec(remote, local)])
+    if sha256 is not None and hash_ is not None:
+        raise InvalidValue("give --sha256 or --hash, not both")
+    expected = f"sha256:{sha256}" if sha256 is not None else hash_
+    updated, added = jobs.add_files(context(), job, [jobs.FileSpec(remote, local, expected_hash=expected)])
     output.line(f"Added {redact_url(added[0].remote_name)} -> {added[0].local_name} to job {updated.id}.")
 
 
@@ -62,10 +75,10 @@ def addfile(job: JobArg, remote: RemoteArg, local: LocalArg) -> None:
 def addfileset(
     job: JobArg,
     listfile: Annotated[
-        str, typer.Argument(metavar="LISTFILE", help="A file of 'REMOTE LOCAL' lines, or - for stdin.")
+        str, typer.Argument(metavar="LISTFILE", help="A file of 'REMOTE LOCAL [ALGO:HEX]' lines, or - for stdin.")
     ],
 ) -> None:
-    """Add every file listed in LISTFILE, all or none: one 'REMOTE LOCAL' pair per line, # for comments.
+    """Add every file listed in LISTFILE, all or none: 'REMOTE LOCAL [sha256:HEX]' per line, # for comments.
 
     Example: bitscli addfileset nightly files.txt
     """

@@ -30,6 +30,10 @@ def transfer(
         str | None, typer.Option("--max-bandwidth", metavar="RATE", help="Cap the job's rate: 20MB, 512KiB, 1.5M.")
     ] = None,
     no_daemon_start: Annotated[bool, typer.Option("--no-daemon-start", help="Do not start the daemon.")] = False,
+    sha256: Annotated[
+        str | None, typer.Option("--sha256", metavar="HEX", help="The one file's SHA-256; kept only if it matches.")
+    ] = None,
+    hash_: Annotated[str | None, typer.Option("--hash", metavar="ALGO:HEX", help="As --sha256, any algorithm.")] = None,
     bitsadmin_output: Annotated[bool, typer.Option("--bitsadmin-output", hidden=True)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final job document (no progress).")] = False,
 ) -> None:
@@ -43,6 +47,11 @@ def transfer(
         raise InvalidValue("files come in pairs: REMOTE LOCAL [REMOTE LOCAL]...")
     job_type = JobType.UPLOAD if upload else JobType.UPLOAD_REPLY if upload_reply else JobType.DOWNLOAD
     specs = [jobs.FileSpec(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
+    expected = _expected_hash(sha256, hash_)
+    if expected is not None:
+        if len(specs) != 1:
+            raise InvalidValue("--sha256 and --hash check a single file: give one REMOTE LOCAL pair")
+        specs = [jobs.FileSpec(specs[0].remote, specs[0].local, expected_hash=expected)]
     settings: dict[str, object] = {}  # every value checked before the job exists
     if acl_flags is not None:
         settings["acl_flags"] = parse_acl_flags(acl_flags)
@@ -112,3 +121,9 @@ def wait(
         for final in finals:
             state = final.state.name.lower()
             output.line(f"Job {final.id} ({final.display_name}) {state}." if several else f"Job {state}.")
+
+
+def _expected_hash(sha256: str | None, hash_: str | None) -> str | None:
+    if sha256 is not None and hash_ is not None:
+        raise InvalidValue("give --sha256 or --hash, not both")
+    return f"sha256:{sha256}" if sha256 is not None else hash_

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,11 +13,13 @@ from bitscli.daemon.control import JobControl
 from bitscli.daemon.durability import Durability
 from bitscli.daemon.journal import Journal, Moved, Progress
 from bitscli.daemon.retries import QuickRetries
-from bitscli.model import ACTIVE_STATES, Job, JobFile, JobState
+from bitscli.errors import HResult
+from bitscli.model import ACTIVE_STATES, ErrorContext, Job, JobFile, JobState
 from bitscli.partfiles import part_path
 from bitscli.transfer import files, http, job_request, local, ranges
-from bitscli.transfer.classify import TransferError
+from bitscli.transfer.classify import TransferError, local_error
 from bitscli.transfer.client import Client
+from bitscli.transfer.hashing import StreamHash
 from bitscli.transfer.types import Download, Stopped, Version
 
 log = logging.getLogger("bitscli.daemon")
@@ -104,15 +107,18 @@ class _Downloads:
                 self.journal.update(transitions.connecting)
             recorder = Recorder(self.control, self.journal, index)
             part = part_path(f.local_name, job.id, index)
+            hashing = StreamHash(f.expected_hash.partition(":")[0]) if f.expected_hash else None
             try:
-                version = _fetch(self.client, job, part, f, recorder)
+                version = _fetch(self.client, job, part, f, recorder, hashing)
+                if hashing is not None and f.expected_hash is not None:
+                    _verify(self.journal, recorder, index, f, f.expected_hash, part, version, hashing)
             except Stopped:
                 self._settle(durability)
                 return
             except TransferError as err:
                 if not self._settle(durability):
                     return
-                if retries.again(err, recorder.moved):
+                if isinstance(err, FetchAgain) or retries.again(err, recorder.moved):
                     job, index, f = self._next()
                     continue
                 self.journal.fail(index, err)
@@ -120,7 +126,8 @@ class _Downloads:
             retries.reset()
             url = recorder.url or f.remote_name
             done = Progress(index, version.size, version.size, version.etag, version.last_modified, url,
-                            recorder.active_since_last(), done=True)  # fmt: skip
+                            recorder.active_since_last(), done=True,
+                            verified_hash=hashing.result() if hashing is not None else None)  # fmt: skip
             durability.submit(part, done)
             log.debug("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
             job, index, f = self._next(after=index)
@@ -164,7 +171,45 @@ class _Downloads:
         return True
 
 
-def _fetch(client: Client, job: Job, part: str, f: JobFile, recorder: Recorder) -> Version:
+def _verify(
+    journal: Journal, recorder: Recorder, index: int, f: JobFile, expected: str, part: str, version: Version,
+    hashing: StreamHash,
+) -> None:  # fmt: skip
+    """The file counts as transferred only if its hash is the one expected. A mismatch discards its bytes: the
+    first is fetched again from zero (a transient error, retried at once), the second puts the job in ERROR."""
+    try:
+        hashing.ensure(part, version.size)  # a local copy, or a file found whole: its bytes never streamed past
+    except OSError as exc:
+        raise local_error(exc, part) from None
+    got = hashing.result()
+    if got == expected:
+        return
+    try:
+        os.truncate(part, 0)
+    except OSError as exc:
+        raise local_error(exc, part) from None
+    recorder.checkpoint(0, Version(), recorder.url or f.remote_name)
+    mismatches = journal.hash_mismatch(index)
+    text = f"{f.remote_name} -> {f.local_name}: expected {expected}, got {got}"
+    if mismatches >= 2:
+        raise TransferError(
+            f"the hash is wrong again after fetching the file from zero ({text}); nothing was kept",
+            code=HResult.CRYPT_E_HASH_VALUE, context=ErrorContext.REMOTE_FILE, transient=False,
+        )  # fmt: skip
+    log.warning("job %s file %d: hash mismatch (%s); fetching it again from zero", journal.control.job_id, index, text)
+    raise FetchAgain(
+        f"the hash was wrong ({text}); fetching the file again from zero", code=HResult.CRYPT_E_HASH_VALUE,
+        context=ErrorContext.REMOTE_FILE, transient=True,
+    )  # fmt: skip
+
+
+class FetchAgain(TransferError):
+    """The file's bytes were discarded (its hash was wrong): fetch it again from zero now, not after a delay."""
+
+
+def _fetch(
+    client: Client, job: Job, part: str, f: JobFile, recorder: Recorder, hashing: StreamHash | None = None
+) -> Version:  # fmt: skip
     """Run the engine for one file of the job."""
     download = Download(
         url=f.remote_name,
@@ -175,6 +220,7 @@ def _fetch(client: Client, job: Job, part: str, f: JobFile, recorder: Recorder) 
         security_flags=job.security_flags,
         dynamic=job.dynamic,
         request_options=job_request.request_options(job, f.remote_name),
+        hashing=hashing,
     )
     if f.remote_name.startswith("/") or f.remote_name.lower().startswith("file:"):
         return local.copy(download, recorder)

@@ -32,6 +32,7 @@ class Progress:
     url: str | None  # None keeps the remote name (an upload's URL never changes)
     active: float  # seconds of transfer since the last record (the maximum download time)
     done: bool = False  # the file is complete: its bytes are on disk, fsynced
+    verified_hash: str | None = None  # with done: the hash the file matched (addfile --sha256)
 
 
 class Moved(NamedTuple):
@@ -162,4 +163,14 @@ class Journal:
         )
         if progress.done:
             new, new_file = transitions.file_done(new, new_file, new_file.bytes_total, now)
+            if progress.verified_hash:
+                new_file = dataclasses.replace(new_file, verified_hash=progress.verified_hash)
         return new, new_file
+
+    def hash_mismatch(self, index: int) -> int:
+        """Count a hash mismatch of the file, whose bytes were discarded; returns how many there have been."""
+        with self.queue.write() as tx:
+            f = tx.file(self.control.job_id, index)
+            count = f.hash_mismatches + 1
+            tx.update_file(self.control.job_id, index, dataclasses.replace(f, hash_mismatches=count))
+        return count

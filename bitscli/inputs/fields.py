@@ -248,3 +248,21 @@ def format_rate(rate: int) -> str:
             break
         value, unit = value / 1024, next_unit
     return f"{value:.4g} {unit}"
+
+
+HASH_HEX_LENGTHS = {"sha256": 64, "sha512": 128, "sha1": 40, "md5": 32}
+
+
+def parse_expected_hash(text: str) -> str:
+    """``ALGO:HEX`` (or bare HEX of a SHA-256) -> ``algo:hex`` in lower case; a clear error otherwise."""
+    algorithm, sep, digest = text.strip().partition(":")
+    if not sep:
+        algorithm, digest = "sha256", algorithm
+    algorithm, digest = algorithm.lower().replace("-", ""), digest.lower()
+    if algorithm not in HASH_HEX_LENGTHS:
+        raise InvalidValue(f"unknown hash algorithm {algorithm!r}", hint=f"use one of: {', '.join(HASH_HEX_LENGTHS)}")
+    if len(digest) != HASH_HEX_LENGTHS[algorithm] or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidValue(
+            f"{text.strip()!r} is not a {algorithm} hash", hint=f"give {HASH_HEX_LENGTHS[algorithm]} hexadecimal digits"
+        )
+    return f"{algorithm}:{digest}"

@@ -173,8 +173,11 @@ def decode_listfile(raw: bytes, name: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def parse_fileset(lines: Iterable[str]) -> list[tuple[int, str, str]]:
-    """``remote local`` per line; ``#`` starts a comment; quotes allow spaces. Returns (line, remote, local)."""
+def parse_fileset(lines: Iterable[str]) -> list[tuple[int, str, str, str | None]]:
+    """``remote local [ALGO:HEX]`` per line; ``#`` starts a comment; quotes allow spaces.
+
+    Returns (line, remote, local, expected hash or None).
+    """
     pairs = []
     for number, line in enumerate(lines, start=1):
         try:
@@ -183,12 +186,13 @@ def parse_fileset(lines: Iterable[str]) -> list[tuple[int, str, str]]:
             raise InvalidValue(f"line {number}: {exc}", hint="check the quoting on that line") from None
         if not words:
             continue
-        if len(words) != 2:
+        if len(words) not in (2, 3):
             raise InvalidValue(
-                f"line {number}: expected 'REMOTE LOCAL', found {len(words)} field(s)",
-                hint="one 'remote local' pair per line; quote names that contain spaces; # starts a comment",
+                f"line {number}: expected 'REMOTE LOCAL [sha256:HEX]', found {len(words)} field(s)",
+                hint="one 'remote local' pair per line, and optionally its hash; quote names that contain spaces; "
+                "# starts a comment",
             )
-        pairs.append((number, words[0], words[1]))
+        pairs.append((number, words[0], words[1], words[2] if len(words) == 3 else None))
     return pairs
 
 

@@ -108,6 +108,7 @@ class FileSpec:
     local: str
     ranges: str | None = None
     origin: str | None = None  # e.g. "line 7", prefixed to errors about this file
+    expected_hash: str | None = None  # "sha256:HEX", "sha512:HEX", ... (addfile --sha256, --hash)
 
 
 def add_files(ctx: Context, ref: str, specs: Sequence[FileSpec]) -> tuple[Job, tuple[JobFile, ...]]:
@@ -133,12 +134,17 @@ def _checked_file(job: Job, spec: FileSpec, config: Config, writable_dirs: set[s
             if not remote.lower().startswith(("http://", "https://")):
                 raise InvalidValue("ranges need an http:// or https:// remote name (as in BITS 3.0 and later)")
             ranges = names.parse_ranges(spec.ranges, config.max_ranges_per_file)
+        expected_hash = None
+        if spec.expected_hash is not None:
+            if upload or ranges:
+                raise InvalidValue("a hash checks a whole downloaded file: not an upload, nor a file of ranges")
+            expected_hash = fields.parse_expected_hash(spec.expected_hash)
         if upload:
             size = os.path.getsize(local)
             if not size:  # a fragment's Content-Range cannot describe zero bytes
                 raise InvalidValue(f"{local} is empty; the BITS upload protocol cannot send an empty file")
             return JobFile(remote, local, bytes_total=size)
-        return JobFile(remote, local, ranges=ranges)
+        return JobFile(remote, local, ranges=ranges, expected_hash=expected_hash)
     except BitsError as exc:
         if spec.origin:
             exc.message = f"{spec.origin}: {exc.message}"
@@ -147,7 +153,8 @@ def _checked_file(job: Job, spec: FileSpec, config: Config, writable_dirs: set[s
 
 
 def fileset_specs(lines: Iterable[str]) -> list[FileSpec]:
-    return [FileSpec(remote, local, origin=f"line {n}") for n, remote, local in names.parse_fileset(lines)]
+    return [FileSpec(remote, local, origin=f"line {n}", expected_hash=digest)
+            for n, remote, local, digest in names.parse_fileset(lines)]  # fmt: skip
 
 
 def replace_remote_prefix(ctx: Context, ref: str, old: str, new: str) -> tuple[Job, int]:

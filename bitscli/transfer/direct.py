@@ -119,6 +119,8 @@ class DirectPartWriter(PartWriter):
             self.direct_bytes += done
         while done < length:  # the unaligned rest, or all of it, through the page cache
             done += os.pwrite(self.fd, view[done:], position + done)
+        if self.hashing is not None:  # before the buffer goes back to the reader
+            self.hashing.update(view)
         self.offset = position + length
         self.syncer.maybe_checkpoint(self.offset)
 

@@ -21,6 +21,7 @@ from bitscli.transfer.classify import (
     transport_error,
 )
 from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
+from bitscli.transfer.hashing import StreamHash
 from bitscli.transfer.pacing import paced_into, paced_read
 from bitscli.transfer.types import Download, Progress, Version
 
@@ -232,7 +233,7 @@ def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: i
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
         # A read blocked on a stalled server must return at once on a stop (suspend within a second).
         progress.transferring(response.abort, url)
-        return stream(response, fd, offset, version, progress, url, part=job.part, limit=span_end)
+        return stream(response, fd, offset, version, progress, url, part=job.part, limit=span_end, hashing=job.hashing)
 
 
 def check_partial(response: Response, offset: int, known: Version) -> tuple[int, int]:
@@ -268,7 +269,7 @@ def _unsatisfied_total(response: Response) -> int | None:
 
 def stream(
     response: Response, fd: int, offset: int, version: Version, progress: Progress, url: str,
-    end: int | None = None, part: str | None = None, limit: int | None = None,
+    end: int | None = None, part: str | None = None, limit: int | None = None, hashing: StreamHash | None = None,
 ) -> Version:  # fmt: skip
     """Copy the body to the part file; checkpoints only ever name fsynced bytes.
 
@@ -283,16 +284,23 @@ def stream(
     # Never a byte past where the body must stop (its span, else its end): a longer body is cut there, refused.
     limit = min(limit, expected) if limit is not None and expected != UNKNOWN else limit or expected
 
+    if hashing is not None:
+        try:
+            hashing.begin(fd, offset)  # a resumed file: what is saved is hashed once, then each block as written
+        except OSError as exc:
+            raise local_error(exc, "part file") from None
     readinto1 = response.readinto1
     long = version.size != UNKNOWN and version.size - offset >= direct.MIN_BYTES
     direct_fd = direct.open_for(part) if readinto1 and part and end is None and long else None
     writer: sink.PartWriter
     if readinto1 and direct_fd is not None:
         writer = around = direct.DirectPartWriter(direct_fd, fd, offset, progress, version, url)
+        writer.hashing = hashing
         into = paced_into(readinto1, progress.pace)
         offset = around.pump_into(into, progress.stop_requested, TRANSPORT_ERRORS, read_error)
     else:
         writer = sink.PartWriter(fd, offset, progress, version, url)
+        writer.hashing = hashing
         read = _bounded(response, limit - offset) if limit != UNKNOWN else response.read1
         offset = writer.pump(paced_read(read, progress.pace), progress.stop_requested, TRANSPORT_ERRORS, read_error)
     if limit != UNKNOWN and offset == limit and response.read1(1):

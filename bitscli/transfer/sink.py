@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bitscli import libc
 from bitscli.transfer import files
 from bitscli.transfer.classify import local_error, part_file_error
+from bitscli.transfer.hashing import StreamHash
 from bitscli.transfer.types import Stopped
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class PartWriter:
         # The writer thread and its queue, made once INLINE_BYTES are written (most files need neither).
         self.behind: tuple[queue.Queue[Any], threading.Thread] | None = None  # close() sends it None, then joins
         self.start, self.closed = offset, False
+        self.hashing: StreamHash | None = None  # updated with each block once it is written, on the writing thread
 
     def pump(
         self, read: Callable[[], bytes], stop_requested: Callable[[], bool],
@@ -132,6 +134,8 @@ class PartWriter:
 
     def _write(self, chunk: bytes) -> None:
         files.write_all(self.fd, chunk)
+        if self.hashing is not None:
+            self.hashing.update(chunk)
         self.offset += len(chunk)
         self.syncer.maybe_checkpoint(self.offset)
 

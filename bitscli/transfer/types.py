@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bitscli.model import UNKNOWN
+from bitscli.transfer.hashing import StreamHash
 
 CHUNK = 1 << 20  # large reads and os.write: no per-byte Python (design.md)
 
@@ -50,6 +51,7 @@ class Download:
     dynamic: bool = False
     timeout: tuple[float, float] = (30.0, 60.0)  # connect, read
     request_options: Mapping[str, Any] = field(default_factory=dict)  # auth, proxies, verify
+    hashing: StreamHash | None = None  # the file's hash, updated as its bytes are written (addfile --sha256)
 
 
 class Progress(Protocol):
