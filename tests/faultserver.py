@@ -61,6 +61,7 @@ class FaultServer:
         self.seen: list[Seen] = []
         self.head_allowed = True
         self.chunk_delay = 0.0  # seconds between 64 KiB chunks of every body: a slow link
+        self.digest: str | None = None  # "Repr-Digest", "Digest" or "Content-MD5": sent with every body
         self.lock = threading.Lock()
         server = self
 
@@ -169,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        if owner.digest:  # of the file as it should be, whatever a fault does to the body
+            self.send_header(owner.digest, _digest(owner.digest, data))
         self.end_headers()
         if head:
             return None
@@ -242,3 +245,13 @@ def serving(path: str, data: bytes) -> Iterator[FaultServer]:
         yield srv
     finally:
         srv.close()
+
+
+def _digest(header: str, data: bytes) -> str:
+    import base64
+
+    if header == "Repr-Digest":  # RFC 9530: a dictionary of byte sequences
+        return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+    if header == "Digest":  # RFC 3230
+        return f"SHA-512={base64.b64encode(hashlib.sha512(data).digest()).decode()}"
+    return base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 (Content-MD5 is MD5)

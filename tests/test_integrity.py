@@ -165,3 +165,55 @@ def test_bad_hashes_are_clear_errors(cli, ok, tmp_path: Path, flags: list[str], 
     (tmp_path / "u").write_text("x")
     refused = cli("addfile", upload, "http://127.0.0.1:9/u", str(tmp_path / "u"), "--sha256", "a" * 64)
     assert "a whole downloaded file" in refused.stderr
+
+
+@pytest.mark.parametrize(("header", "algorithm"), [("Repr-Digest", "sha256"), ("Digest", "sha512"),
+                                                   ("Content-MD5", "md5")])  # fmt: skip
+def test_the_servers_digest_is_checked_without_an_expected_hash(
+    new_daemon, ok, server: FaultServer, tmp_path: Path, header: str, algorithm: str
+) -> None:  # fmt: skip
+    from bitscli.model import JobState
+
+    data = os.urandom(400_000)
+    server.digest = header
+    server.fault(path="/f", corrupt=True)
+    target = tmp_path / "f.bin"
+    job = _job(ok, server, target, data)  # no --sha256: the server's word is the check
+    run_once(new_daemon())
+    assert state(job) is JobState.TRANSFERRED
+    files = ok("listfiles", job, "--json").json["files"]
+    assert files[0]["verified_hash"] == f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    assert files[0]["hash_mismatches"] == 1
+    server.fault(path="/f", corrupt=True, times=100)
+    again = _job(ok, server, tmp_path / "g.bin", data)
+    run_once(new_daemon())
+    assert state(again) is JobState.ERROR
+    assert f"the server's {header} says {algorithm}:" in ok("geterror", "--json", again).json["value"]["message"]
+
+
+def test_a_resumed_file_is_checked_against_the_servers_digest(
+    new_daemon, ok, server: FaultServer, tmp_path: Path
+) -> None:  # fmt: skip
+    """A 206 carries Repr-Digest of the whole file: the saved part is hashed once, then the rest as it comes."""
+    from bitscli.model import JobState
+
+    data = os.urandom(3 << 20)
+    server.digest = "Repr-Digest"
+    server.fault(path="/f", reset_after=2 << 20)  # cut mid-body: the rest comes as a ranged GET
+    job = _job(ok, server, tmp_path / "f.bin", data)
+    daemon = new_daemon()
+    for _ in range(3):
+        run_once(daemon)
+        if state(job) is JobState.TRANSFERRED:
+            break
+    assert state(job) is JobState.TRANSFERRED
+    assert any(s.headers.get("Range") for s in server.gets("/f"))
+    assert (
+        ok("listfiles", job, "--json").json["files"][0]["verified_hash"] == f"sha256:{hashlib.sha256(data).hexdigest()}"
+    )
+
+
+def test_no_digest_and_no_hash_means_no_hashing(new_daemon, ok, server: FaultServer, tmp_path: Path) -> None:
+    job = _job(ok, server, tmp_path / "f.bin", os.urandom(50_000))
+    run_once(new_daemon())
+    assert ok("listfiles", job, "--json").json["files"][0]["verified_hash"] is None

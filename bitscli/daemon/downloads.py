@@ -107,11 +107,10 @@ class _Downloads:
                 self.journal.update(transitions.connecting)
             recorder = Recorder(self.control, self.journal, index)
             part = part_path(f.local_name, job.id, index)
-            hashing = StreamHash(f.expected_hash.partition(":")[0]) if f.expected_hash else None
+            hashing = StreamHash(*([f.expected_hash.partition(":")[0]] if f.expected_hash else []))
             try:
                 version = _fetch(self.client, job, part, f, recorder, hashing)
-                if hashing is not None and f.expected_hash is not None:
-                    _verify(self.journal, recorder, index, f, f.expected_hash, part, version, hashing)
+                verified = _verify(self.journal, recorder, index, f, part, version, hashing)
             except Stopped:
                 self._settle(durability)
                 return
@@ -127,7 +126,7 @@ class _Downloads:
             url = recorder.url or f.remote_name
             done = Progress(index, version.size, version.size, version.etag, version.last_modified, url,
                             recorder.active_since_last(), done=True,
-                            verified_hash=hashing.result() if hashing is not None else None)  # fmt: skip
+                            verified_hash=verified)  # fmt: skip
             durability.submit(part, done)
             log.debug("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
             job, index, f = self._next(after=index)
@@ -172,25 +171,35 @@ class _Downloads:
 
 
 def _verify(
-    journal: Journal, recorder: Recorder, index: int, f: JobFile, expected: str, part: str, version: Version,
-    hashing: StreamHash,
-) -> None:  # fmt: skip
-    """The file counts as transferred only if its hash is the one expected. A mismatch discards its bytes: the
-    first is fetched again from zero (a transient error, retried at once), the second puts the job in ERROR."""
+    journal: Journal, recorder: Recorder, index: int, f: JobFile, part: str, version: Version, hashing: StreamHash
+) -> str | None:  # fmt: skip
+    """The file counts as transferred only if its hash is the one expected, and the one the server's digest
+    claims; returns the hash it was verified with (None: nothing to verify). A mismatch discards its bytes: the
+    first is fetched again from zero at once, the second puts the job in ERROR."""
+    wanted = [(f.expected_hash, "expected")] if f.expected_hash else []
+    wanted += [(f"{algorithm}:{claimed}", f"the server's {hashing.claimed_by} says")
+               for algorithm, claimed in hashing.claims.items()]  # fmt: skip
+    if not wanted:
+        return None
     try:
         hashing.ensure(part, version.size)  # a local copy, or a file found whole: its bytes never streamed past
     except OSError as exc:
         raise local_error(exc, part) from None
-    got = hashing.result()
-    if got == expected:
-        return
+    for want, said in wanted:
+        got = hashing.result(want.partition(":")[0])
+        if got != want:
+            _mismatch(journal, recorder, index, f, part, f"{said} {want}, got {got}")
+    return wanted[0][0]
+
+
+def _mismatch(journal: Journal, recorder: Recorder, index: int, f: JobFile, part: str, detail: str) -> None:
     try:
         os.truncate(part, 0)
     except OSError as exc:
         raise local_error(exc, part) from None
     recorder.checkpoint(0, Version(), recorder.url or f.remote_name)
     mismatches = journal.hash_mismatch(index)
-    text = f"{f.remote_name} -> {f.local_name}: expected {expected}, got {got}"
+    text = f"{f.remote_name} -> {f.local_name}: {detail}"
     if mismatches >= 2:
         raise TransferError(
             f"the hash is wrong again after fetching the file from zero ({text}); nothing was kept",

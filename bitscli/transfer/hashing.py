@@ -1,4 +1,4 @@
-"""A file's hash, computed as its bytes are written; the saved part is read once when a transfer resumes."""
+"""A file's hashes, computed as its bytes are written; the saved part is read once when a transfer resumes."""
 
 from __future__ import annotations
 
@@ -9,31 +9,45 @@ READ = 1 << 20
 
 
 class StreamHash:
-    """The running hash of one file's part: ``begin`` at the offset a body starts from (reading what is saved
-    before it, once), ``update`` with each block as it is written, in order; ``result`` once it is whole."""
+    """The running hashes of one file's part: ``begin`` at the offset a body starts from (reading what is saved
+    before it, once), ``update`` with each block as it is written, in order; ``result`` once it is whole.
 
-    def __init__(self, algorithm: str) -> None:
-        self.algorithm = algorithm
+    The algorithms are the expected hash's (addfile --sha256) and those of any digest the server sends with the
+    body (``want``, before ``begin``); ``claims`` holds the server's digests, ``{"sha256": "HEX"}``, and where
+    they came from.
+    """
+
+    def __init__(self, *algorithms: str) -> None:
+        self.algorithms = list(dict.fromkeys(algorithms))
         self.offset = -1  # bytes hashed so far; -1: not begun
-        self._hash = hashlib.new(algorithm)
+        self.claims: dict[str, str] = {}
+        self.claimed_by = ""  # the header the claims came from
+        self._hashes = [hashlib.new(a) for a in self.algorithms]
+
+    def want(self, algorithm: str) -> None:
+        if algorithm not in self.algorithms:
+            self.algorithms.append(algorithm)
 
     def begin(self, fd: int, offset: int) -> None:
-        self._hash = hashlib.new(self.algorithm)
+        self._hashes = [hashlib.new(a) for a in self.algorithms]
         self.offset = 0
+        if not self._hashes:
+            self.offset = offset
+            return
         while self.offset < offset:
             block = os.pread(fd, min(READ, offset - self.offset), self.offset)
             if not block:
                 raise OSError(f"the part file ends at byte {self.offset}, before {offset}")
-            self._hash.update(block)
-            self.offset += len(block)
+            self.update(block)
 
     def update(self, data: bytes | memoryview) -> None:
-        self._hash.update(data)
+        for running in self._hashes:
+            running.update(data)
         self.offset += len(data)
 
     def ensure(self, path: str, size: int) -> None:
         """Hash the finished part from disk if the engine did not stream it (a local copy, a file already whole)."""
-        if self.offset == size:
+        if self.offset == size and len(self._hashes) == len(self.algorithms):
             return
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -41,5 +55,7 @@ class StreamHash:
         finally:
             os.close(fd)
 
-    def result(self) -> str:
-        return f"{self.algorithm}:{self._hash.hexdigest()}"
+    def result(self, algorithm: str | None = None) -> str:
+        """``algo:hex`` of the given algorithm (the first one by default)."""
+        index = self.algorithms.index(algorithm) if algorithm else 0
+        return f"{self.algorithms[index]}:{self._hashes[index].hexdigest()}"

@@ -11,7 +11,7 @@ from urllib.parse import urljoin, urlsplit
 from bitscli.errors import HResult, http_status
 from bitscli.inputs.network import is_secret_header
 from bitscli.model import UNKNOWN, ErrorContext, SecurityFlags
-from bitscli.transfer import direct, files, sink
+from bitscli.transfer import digests, direct, files, sink
 from bitscli.transfer.classify import (
     TransferError,
     http_error,
@@ -231,6 +231,10 @@ def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: i
             raise protocol_error(f"the server says byte {offset} is past the end of {url}; restarting the file")
         else:
             raise http_error(status, response.reason or "", url, response.headers.get("Retry-After"))
+        if job.hashing is not None:  # the server's own digest of the whole file is checked too
+            job.hashing.claims, job.hashing.claimed_by = digests.claims(response.headers, status)
+            for algorithm in job.hashing.claims:
+                job.hashing.want(algorithm)
         # A read blocked on a stalled server must return at once on a stop (suspend within a second).
         progress.transferring(response.abort, url)
         return stream(response, fd, offset, version, progress, url, part=job.part, limit=span_end, hashing=job.hashing)
@@ -284,6 +288,8 @@ def stream(
     # Never a byte past where the body must stop (its span, else its end): a longer body is cut there, refused.
     limit = min(limit, expected) if limit is not None and expected != UNKNOWN else limit or expected
 
+    if hashing is not None and not hashing.algorithms:
+        hashing = None  # nothing to check this file against: no hashing at all
     if hashing is not None:
         try:
             hashing.begin(fd, offset)  # a resumed file: what is saved is hashed once, then each block as written
