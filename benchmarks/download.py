@@ -3,12 +3,14 @@
 Run: python benchmarks/download.py [--big-mib 1024] [--small 1000]
 Installs nginx and aria2 from Debian packages when they are missing (needs root).
 Targets (issue 3): 1 GiB `bitscli transfer` no slower than `curl -o`; 1,000 files of 16 KiB no slower than
-aria2c and within 2x of wget; daemon peak RSS under 80 MiB and flat in file size.
+aria2c and within 2x of wget; daemon peak RSS under 80 MiB and flat in file size; (issue 15) `transfer --sha256`
+within 10% of the plain transfer, beside curl followed by sha256sum.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import socket
@@ -144,7 +146,8 @@ def main() -> int:
             # Every measured run starts after `sync`, so no run pays for the write-back another left
             # behind (curl never fsyncs; bitscli fsyncs before it calls a file done). Rounds alternate
             # the tools and the medians are reported.
-            curl_times, curl_durable, ours_times = [], [], []
+            digest = hashlib.sha256((www / "big.bin").read_bytes()).hexdigest()
+            curl_times, curl_durable, ours_times, hashed_times, curl_hashed = [], [], [], [], []
             for round_number in range(args.rounds):
                 subprocess.run(["sync"], check=True)
                 start = time.perf_counter()
@@ -154,6 +157,7 @@ def main() -> int:
                 curl_durable.append(time.perf_counter() - start)
                 if (out / "curl.bin").stat().st_size != big:
                     raise SystemExit("curl's copy has the wrong size: the server setup is broken")
+                curl_hashed.append(curl_times[-1] + timed(["sha256sum", str(out / "curl.bin")]))  # what users do now
                 (out / "curl.bin").unlink()
                 tool = Bitscli(root, f"big{round_number}")
                 pid = tool.start_daemon()
@@ -162,14 +166,23 @@ def main() -> int:
                     timed([*tool.base, "transfer", "big", f"{url}/big.bin", str(out / "bits.bin")], env=tool.env)
                 )
                 rss_big = peak_rss_mib(pid)
-                tool.stop_daemon()
                 if (out / "bits.bin").stat().st_size != big:
                     failures.append("bitscli's big file has the wrong size")
                 (out / "bits.bin").unlink()
+                subprocess.run(["sync"], check=True)
+                hashed_times.append(timed([*tool.base, "transfer", "hashed", f"{url}/big.bin", str(out / "bits.bin"),
+                                           "--sha256", digest], env=tool.env))  # fmt: skip
+                tool.stop_daemon()
+                (out / "bits.bin").unlink()
             curl, durable, ours = (statistics.median(x) for x in (curl_times, curl_durable, ours_times))
+            hashed, curl_sum = statistics.median(hashed_times), statistics.median(curl_hashed)
             results.append((f"curl -o {args.big_mib} MiB", curl, "1.00"))
             results.append((f"curl -o {args.big_mib} MiB, then sync", durable, f"{durable / curl:.2f}"))
             results.append((f"bitscli transfer {args.big_mib} MiB", ours, f"{ours / curl:.2f}"))
+            results.append((f"curl -o {args.big_mib} MiB, then sha256sum", curl_sum, f"{curl_sum / curl:.2f}"))
+            results.append((f"bitscli transfer --sha256 {args.big_mib} MiB", hashed, f"{hashed / curl:.2f}"))
+            if hashed > ours * 1.10:
+                failures.append(f"--sha256 costs {hashed / ours - 1:.0%} of the transfer's time (target < 10%)")
             if ours > curl * 1.05:
                 failures.append(f"{args.big_mib} MiB transfer is {ours / curl:.2f}x curl (target <= 1.0)")
 
@@ -214,7 +227,7 @@ def main() -> int:
     print(f"{'case':<40}{'seconds':>9}{'ratio':>8}")
     for name, seconds, ratio in results:
         print(f"{name:<40}{seconds:>9.2f}{ratio:>8}")
-    print(rounds_line({"curl": curl_times, "bitscli": ours_times}))
+    print(rounds_line({"curl": curl_times, "bitscli": ours_times, "bitscli --sha256": hashed_times}))
     print(rounds_line({"wget": wget_times, "aria2c": aria_times, "bitscli": small_times}))
     print(f"daemon peak RSS: {rss_mid:.1f} MiB for 100 MiB, {rss_big:.1f} MiB for {args.big_mib} MiB")
     if max(rss_mid, rss_big) > 80:

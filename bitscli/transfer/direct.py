@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import mmap
 import os
 import queue
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bitscli.transfer.hashing import HashBehind
 from bitscli.transfer.sink import PartWriter
 from bitscli.transfer.types import Stopped
 
@@ -60,7 +62,9 @@ class DirectPartWriter(PartWriter):
     ) -> int:  # fmt: skip
         """As pump(), with ``readinto1`` (at most one socket read into the view; 0 at the end) filling buffers."""
         pool: queue.Queue[mmap.mmap] = queue.Queue()
-        for _ in range(BUFFERS):
+        if self.hashing is not None:
+            self.hash_behind = HashBehind(self.hashing, depth=2)
+        for _ in range(BUFFERS + 2 * (self.hash_behind is not None)):  # and two being hashed
             pool.put(mmap.mmap(-1, BUFFER))
         chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=BUFFERS)
         thread = threading.Thread(target=self._run_direct, args=(chunks, pool), name="part-writer", daemon=True)
@@ -103,7 +107,11 @@ class DirectPartWriter(PartWriter):
         while (chunk := chunks.get()) is not None:
             if self.error is None:  # after an error, only drain: the reader stops at its next buffer
                 self._capture(self._write_direct, *chunk)
-            pool.put(chunk[0])  # back to the reader, error or not, so it never waits for a buffer in vain
+            buffer = chunk[0]
+            if self.hash_behind is not None and self.error is None:  # hashed, then back to the reader
+                self.hash_behind.feed(memoryview(buffer)[: chunk[1]], functools.partial(pool.put, buffer))
+            else:
+                pool.put(buffer)  # back to the reader, error or not, so it never waits for a buffer in vain
 
     def _write_direct(self, buffer: mmap.mmap, length: int, position: int) -> None:
         view = memoryview(buffer)[:length]
@@ -119,8 +127,6 @@ class DirectPartWriter(PartWriter):
             self.direct_bytes += done
         while done < length:  # the unaligned rest, or all of it, through the page cache
             done += os.pwrite(self.fd, view[done:], position + done)
-        if self.hashing is not None:  # before the buffer goes back to the reader
-            self.hashing.update(view)
         self.offset = position + length
         self.syncer.maybe_checkpoint(self.offset)
 

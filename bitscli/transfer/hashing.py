@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
+from collections.abc import Callable
 
 READ = 1 << 20
 
@@ -59,3 +62,31 @@ class StreamHash:
         """``algo:hex`` of the given algorithm (the first one by default)."""
         index = self.algorithms.index(algorithm) if algorithm else 0
         return f"{self.algorithms[index]}:{self._hashes[index].hexdigest()}"
+
+
+class HashBehind:
+    """Hashes blocks on a thread of its own, behind the writer: on two cores SHA-256 (0.6 s a GiB here) no
+    longer adds to each write; ``then`` runs after a block is hashed (a buffer goes back to its pool)."""
+
+    def __init__(self, target: StreamHash, depth: int = 2) -> None:
+        self.target = target
+        self._blocks: queue.Queue[tuple[bytes | memoryview, Callable[[], None] | None] | None] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._run, name="part-hasher", daemon=True)
+        self._thread.start()
+
+    def feed(self, data: bytes | memoryview, then: Callable[[], None] | None = None) -> None:
+        self._blocks.put((data, then))
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            data, then = block
+            try:
+                self.target.update(data)
+            finally:
+                if then is not None:
+                    then()
+
+    def close(self) -> None:
+        """Every block fed so far is hashed when this returns."""
+        self._blocks.put(None)
+        self._thread.join()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bitscli import libc
 from bitscli.transfer import files
 from bitscli.transfer.classify import local_error, part_file_error
-from bitscli.transfer.hashing import StreamHash
+from bitscli.transfer.hashing import HashBehind, StreamHash
 from bitscli.transfer.types import Stopped
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ class PartWriter:
         # The writer thread and its queue, made once INLINE_BYTES are written (most files need neither).
         self.behind: tuple[queue.Queue[Any], threading.Thread] | None = None  # close() sends it None, then joins
         self.start, self.closed = offset, False
-        self.hashing: StreamHash | None = None  # updated with each block once it is written, on the writing thread
+        self.hashing: StreamHash | None = None  # updated with each block once it is written
+        self.hash_behind: HashBehind | None = None  # the thread that hashes behind the writer thread
 
     def pump(
         self, read: Callable[[], bytes], stop_requested: Callable[[], bool],
@@ -95,6 +96,8 @@ class PartWriter:
                 self._capture(self._write, chunk)
                 return
             chunks: queue.Queue[Any] = queue.Queue(maxsize=QUEUED_CHUNKS)
+            if self.hashing is not None:
+                self.hash_behind = HashBehind(self.hashing)
             thread = threading.Thread(target=self._run, args=(chunks,), name="part-writer", daemon=True)
             thread.start()
             self.behind = (chunks, thread)
@@ -108,6 +111,8 @@ class PartWriter:
                 chunks, thread = self.behind
                 chunks.put(None)
                 thread.join()
+            if self.hash_behind is not None:
+                self.hash_behind.close()
             if self.error is None:
                 self._capture(self.syncer.finish)
         if self.error is not None:
@@ -134,7 +139,9 @@ class PartWriter:
 
     def _write(self, chunk: bytes) -> None:
         files.write_all(self.fd, chunk)
-        if self.hashing is not None:
+        if self.hash_behind is not None:
+            self.hash_behind.feed(chunk)
+        elif self.hashing is not None:  # the first MiB, written by the reading thread itself
             self.hashing.update(chunk)
         self.offset += len(chunk)
         self.syncer.maybe_checkpoint(self.offset)
