@@ -140,3 +140,22 @@ def test_leaving_transferred_or_error_clears_the_notification_record() -> None:
     more = actions.add_files(done, [JobFile("http://h/g", "/tmp/g")], 2, max_files=10)
     assert (more.state, more.notified_state) == (JobState.QUEUED, None)
     assert notify.due(dataclasses.replace(more, state=JobState.TRANSFERRED), 3) is not None
+
+
+def test_the_first_token_of_the_parameters_is_argv_0_whatever_it_names(new_daemon, ok, server, tmp_path: Path) -> None:
+    """Issue 15: BITS passes the parameters as the whole command line; `/SETNOTIFYCMDLINE job notepad.exe
+    C:/temp/flag.ps1`-style lines, whose first token is not the program, were refused with E_INVALIDARG."""
+    import json
+    import sys
+
+    flag = tmp_path / "flag.py"
+    seen = tmp_path / "seen.json"
+    flag.write_text(f"import json, sys\nopen({str(seen)!r}, 'w').write(json.dumps(sys.orig_argv))\n")
+    job = ok("create", "--raw", "argv0").stdout
+    ok("addfile", job, server.url("/f"), str(tmp_path / "out.bin"))
+    ok("setnotifycmdline", job, sys.executable, f"notepad.exe {flag} 'an argument'")
+    ok("resume", job)
+    daemon = new_daemon()
+    run_once(daemon)
+    notified(daemon)
+    assert json.loads(seen.read_text()) == ["notepad.exe", str(flag), "an argument"]

@@ -35,8 +35,9 @@ def due(job: Job, now: float) -> Launch | None:
         return None
     if job.notify_retry_at is not None and now < job.notify_retry_at:
         return None
-    # Token 0 of the parameters is the program (argv[0]); the program itself runs, never a PATH search.
-    argv = tuple(shlex.split(job.notify_parameters)) if job.notify_parameters else (job.notify_program,)
+    # The parameters are the whole command line (BITS's lpCommandLine): token 0 is argv[0], whatever it says; the
+    # program itself runs, never a PATH search. No parameters: argv[0] is the program.
+    argv = tuple(shlex.split(job.notify_parameters or "")) or (job.notify_program,)
     return Launch(job.id, job.state, argv, job.notify_program)
 
 
@@ -55,7 +56,7 @@ def run(launch: Launch) -> bool:
         env["BITSCLI_HOME"] = os.environ["BITSCLI_HOME"]
     try:
         finished = subprocess.run(
-            [launch.program, *launch.argv[1:]], executable=launch.program, env=env, stdin=subprocess.DEVNULL,
+            list(launch.argv), executable=launch.program, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT_SECONDS, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:

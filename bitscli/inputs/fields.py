@@ -203,15 +203,11 @@ def parse_notify_command(program: str, parameters: str | None) -> tuple[str | No
     if params is not None:
         check_text(params, "the notification parameters", MAX_NOTIFY_PARAMETERS)
         try:
-            tokens = shlex.split(params)
+            shlex.split(params)
         except ValueError as exc:
             raise InvalidValue(f"the notification parameters cannot be split: {exc}") from None
-        # Token 0 is the program itself (argv[0]); the BITS docs compare it loosely, by base name.
-        if not tokens or os.path.basename(tokens[0]) != os.path.basename(prog):
-            raise InvalidValue(
-                "the first word of the parameters must be the program",
-                hint=f'for example: setnotifycmdline JOB {prog} "{os.path.basename(prog)} ARG..."',
-            )
+        # The parameters are the whole command line and token 0 becomes argv[0], whatever it names: BITS passes
+        # them to CreateProcess as lpCommandLine, and does not require token 0 to be the program.
     return prog, params
 
 
