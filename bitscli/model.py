@@ -147,6 +147,8 @@ class JobFile:
     expected_hash: str | None = None  # "sha256:HEX" (addfile --sha256): the file counts only once it matches
     verified_hash: str | None = None  # the hash the finished file was checked with ("sha256:HEX")
     hash_mismatches: int = 0  # a mismatch fetches the file once more from zero; a second one is an ERROR
+    if_changed: bool = False  # fetch only if the server's copy differs from the local file bitscli wrote
+    unchanged: bool = False  # the server answered 304: the local file is current; complete leaves it alone
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ class Job:
     max_bandwidth: int = 0  # bytes a second this job may use, whatever its priority; 0: no cap of its own
     start_jitter: int | None = None  # seconds of random delay at resume (None: the config's default)
     not_before: float | None = None  # the job waits in QUEUED until this wall-clock time (its start jitter)
+    if_changed: bool = False  # every file: fetch only if the server's copy differs from the one bitscli wrote
     ca_bundle: str | None = None  # a PEM CA file or directory trusted instead of the system's (setcabundle)
     client_certificate: str | None = None  # a PEM client certificate (setclientcertificate)
     client_key: str | None = None  # its key, when it is not in the certificate's file

@@ -132,7 +132,7 @@ def job_line(job: Job) -> str:
 def file_line(f: JobFile) -> str:
     """BitsAdmin's file line; a file with an expected hash gets a second line: what it must match, and whether
     it did (``HASH: sha256:... VERIFIED``, ``... NOT YET VERIFIED``, and the mismatches so far)."""
-    status = "TRANSFERRED" if f.completed else "WORKING"
+    status = "UNCHANGED" if f.unchanged else "TRANSFERRED" if f.completed else "WORKING"
     names = f"{printable(redact_url(f.remote_name))} -> {printable(f.local_name)}"
     text = f"{f.bytes_transferred} / {fmt_size(f.bytes_total)} {status} {names}"
     if f.expected_hash:
@@ -187,7 +187,8 @@ def verbose_block(job: Job) -> str:
         f"CUSTOM HEADERS: {_header_names(job)}",
         f"CREDENTIALS: {_credential_names(job)}",
         f"MAX BANDWIDTH: {format_rate(job.max_bandwidth)} START JITTER: "
-        f"{'DEFAULT' if job.start_jitter is None else job.start_jitter}",
+        f"{'DEFAULT' if job.start_jitter is None else job.start_jitter} "
+        f"IF CHANGED: {'ON' if job.if_changed else 'OFF'}",
         f"CA BUNDLE: {job.ca_bundle or 'SYSTEM'} CLIENT CERTIFICATE: {job.client_certificate or 'NONE'}",
     ]
     if job.type.label == "UPLOAD-REPLY":
@@ -269,6 +270,7 @@ def job_json(job: Job) -> dict[str, Any]:
             "reply_file_name": job.reply_file_name,
             "max_bandwidth": job.max_bandwidth or None,
             "start_jitter": job.start_jitter,
+            "if_changed": job.if_changed,
             "not_before": iso_time(job.not_before) if job.not_before is not None else None,
             "ca_bundle": job.ca_bundle,
             "client_certificate": job.client_certificate,
@@ -290,6 +292,8 @@ def file_json(index: int, f: JobFile) -> dict[str, Any]:
         "expected_hash": f.expected_hash,
         "verified_hash": f.verified_hash,
         "hash_mismatches": f.hash_mismatches,
+        "if_changed": f.if_changed,
+        "unchanged": f.unchanged,
     }
 
 

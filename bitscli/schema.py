@@ -139,6 +139,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE files ADD COLUMN verified_hash TEXT",
         "ALTER TABLE files ADD COLUMN hash_mismatches INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # 11: download only if changed: per file and per job, a 304's verdict, and what bitscli last wrote where
+        "ALTER TABLE jobs ADD COLUMN if_changed INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE files ADD COLUMN if_changed INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE files ADD COLUMN unchanged INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE written (
+            local_name TEXT PRIMARY KEY,
+            etag TEXT,
+            last_modified TEXT,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 
 JOB_FIELDS = (
@@ -148,13 +161,14 @@ JOB_FIELDS = (
     "proxy_bypass_list", "custom_headers", "custom_headers_write_only", "security_flags", "http_method",
     "acl_flags", "dynamic", "reply_file_name", "error_count", "retry_at", "transient_since", "active_seconds",
     "notified_state", "notify_retry_at", "ca_bundle", "client_certificate", "client_key", "max_bandwidth",
-    "start_jitter", "not_before",
+    "start_jitter", "not_before", "if_changed",
 )  # fmt: skip
 ERROR_COLUMNS = ("error_code", "error_context", "error_file", "error_message")
 JOB_COLUMNS = JOB_FIELDS + ERROR_COLUMNS
 FILE_COLUMNS = (
     "remote_name", "local_name", "bytes_total", "bytes_transferred", "completed", "ranges", "validation_state",
     "etag", "last_modified", "high_water", "restarts", "expected_hash", "verified_hash", "hash_mismatches",
+    "if_changed", "unchanged",
 )  # fmt: skip
 _TYPES = {int(t): t for t in JobType}
 _STATES = {int(s): s for s in JobState}
@@ -174,11 +188,11 @@ _KINDS = {
     "dynamic": _INT, "reply_file_name": _OPTIONAL_TEXT, "error_count": _INT, "retry_at": _OPTIONAL_NUMBER,
     "transient_since": _OPTIONAL_NUMBER, "active_seconds": _NUMBER, "notified_state": _OPTIONAL_INT,
     "notify_retry_at": _OPTIONAL_NUMBER, "ca_bundle": _OPTIONAL_TEXT, "client_certificate": _OPTIONAL_TEXT,
-    "client_key": _OPTIONAL_TEXT, "max_bandwidth": _INT, "start_jitter": _OPTIONAL_INT,
+    "client_key": _OPTIONAL_TEXT, "max_bandwidth": _INT, "start_jitter": _OPTIONAL_INT, "if_changed": _INT,
     "not_before": _OPTIONAL_NUMBER,
 }  # fmt: skip
 _FILE_KINDS = (_TEXT, _TEXT, _INT, _INT, _INT, _OPTIONAL_TEXT, _INT, _OPTIONAL_TEXT, _OPTIONAL_TEXT, _INT, _INT,
-               _OPTIONAL_TEXT, _OPTIONAL_TEXT, _INT)  # fmt: skip
+               _OPTIONAL_TEXT, _OPTIONAL_TEXT, _INT, _INT, _INT)  # fmt: skip
 # A job the daemon has had work for holds files: resume refuses a job without any.
 _NEEDS_FILES = {int(s) for s in (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING, JobState.TRANSFERRED)}
 
@@ -234,7 +248,7 @@ def decode_job(
         if fields[name] not in known:
             raise CorruptRow(name, fields[name])
         fields[name] = known[fields[name]]
-    for name in ("started", "custom_headers_write_only", "dynamic"):
+    for name in ("started", "custom_headers_write_only", "dynamic", "if_changed"):
         fields[name] = bool(fields[name])
     headers = fields["custom_headers"]
     fields["custom_headers"] = tuple(headers.split("\r\n")) if headers else ()
@@ -273,7 +287,7 @@ def encode_file(f: JobFile) -> tuple[object, ...]:
     ranges = ",".join(str(r) for r in f.ranges)
     return (f.remote_name, f.local_name, f.bytes_total, f.bytes_transferred, int(f.completed), ranges,
             int(f.validation_state), f.etag, f.last_modified, f.high_water, f.restarts, f.expected_hash,
-            f.verified_hash, f.hash_mismatches)  # fmt: skip
+            f.verified_hash, f.hash_mismatches, int(f.if_changed), int(f.unchanged))  # fmt: skip
 
 
 def decode_file(values: Sequence[Any]) -> JobFile:
@@ -281,7 +295,7 @@ def decode_file(values: Sequence[Any]) -> JobFile:
         if type(value) not in kinds:
             raise CorruptRow(f"file {name}", value)
     remote, local, total, done, completed, ranges, valid, etag, last_modified, high_water, restarts = values[:11]
-    expected_hash, verified_hash, mismatches = values[11:]
+    expected_hash, verified_hash, mismatches, if_changed, unchanged = values[11:]
     if total < UNKNOWN or done < 0 or high_water < 0 or restarts < 0 or mismatches < 0:
         raise CorruptRow("file bytes", (total, done))
     parsed = []
@@ -292,7 +306,7 @@ def decode_file(values: Sequence[Any]) -> JobFile:
         parsed.append(ByteRange(int(offset), LENGTH_TO_EOF if length == "eof" else int(length)))
     return JobFile(
         remote, local, total, done, bool(completed), tuple(parsed), bool(valid), etag, last_modified,
-        high_water, restarts, expected_hash, verified_hash, mismatches,
+        high_water, restarts, expected_hash, verified_hash, mismatches, bool(if_changed), bool(unchanged),
     )  # fmt: skip
 
 

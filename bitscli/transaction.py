@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from bitscli.errors import HResult, InvalidState
 from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState, UploadState
@@ -23,6 +23,16 @@ from bitscli.schema import (
 )
 
 _FINAL_STATES = (int(JobState.ACKNOWLEDGED), int(JobState.CANCELLED))
+
+
+class Written(NamedTuple):
+    """A file bitscli published: the server's validators of it, and its size, mtime and inode right after."""
+
+    etag: str | None
+    last_modified: str | None
+    size: int
+    mtime_ns: int
+    inode: int
 
 
 class Transaction:
@@ -137,6 +147,19 @@ class Transaction:
             f"INSERT OR REPLACE INTO uploads (job_id, {', '.join(columns)}) VALUES ({marks})",
             (job_id, *encode_upload(state)),
         )
+
+    def written(self, local_name: str) -> Written | None:
+        """What bitscli last published under ``local_name`` (validators and the file's identity then)."""
+        row = self._conn.execute(
+            "SELECT etag, last_modified, size, mtime_ns, inode FROM written WHERE local_name = ?", (local_name,)
+        ).fetchone()
+        return Written(*row) if row is not None else None
+
+    def save_written(self, local_name: str, written: Written) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO written (local_name, etag, last_modified, size, mtime_ns, inode) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (local_name, *written),
+        )  # fmt: skip
 
     def sessions_to_cancel(self) -> list[str]:
         """Cancelled upload jobs whose server session is still open (Cancel-Session not yet sent)."""

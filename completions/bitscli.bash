@@ -7,11 +7,11 @@ _bitscli() {
         COMPREPLY=($(compgen -W "$(printf '%s\n' /ADDFILE /ADDFILESET /ADDFILEWITHRANGES /CANCEL /COMPLETE /CREATE /GETACLFLAGS /GETBYTESTOTAL /GETBYTESTRANSFERRED /GETCABUNDLE /GETCLIENTCERTIFICATE /GETCOMPLETIONTIME /GETCREATIONTIME /GETCUSTOMHEADERS /GETDESCRIPTION /GETDISPLAYNAME /GETDYNAMIC /GETERROR /GETERRORCOUNT /GETFILESTOTAL /GETFILESTRANSFERRED /GETHTTPMETHOD /GETMAXBANDWIDTH /GETMAXDOWNLOADTIME /GETMINRETRYDELAY /GETMODIFICATIONTIME /GETNOPROGRESSTIMEOUT /GETNOTIFYCMDLINE /GETNOTIFYFLAGS /GETNOTIFYINTERFACE /GETOWNER /GETPRIORITY /GETPROXYBYPASSLIST /GETPROXYLIST /GETPROXYUSAGE /GETREPLYDATA /GETREPLYFILENAME /GETREPLYPROGRESS /GETSECURITYFLAGS /GETSTARTJITTER /GETSTATE /GETTEMPORARYNAME /GETTYPE /GETVALIDATIONSTATE /INFO /LIST /LISTFILES /MAKECUSTOMHEADERSWRITEONLY /MONITOR /REMOVECREDENTIALS /REPLACEREMOTEPREFIX /RESET /RESUME /SETACLFLAGS /SETCABUNDLE /SETCLIENTCERTIFICATE /SETCREDENTIALS /SETCUSTOMHEADERS /SETDESCRIPTION /SETDISPLAYNAME /SETDYNAMIC /SETHTTPMETHOD /SETMAXBANDWIDTH /SETMAXDOWNLOADTIME /SETMINRETRYDELAY /SETNOPROGRESSTIMEOUT /SETNOTIFYCMDLINE /SETNOTIFYFLAGS /SETPRIORITY /SETPROXYSETTINGS /SETREPLYFILENAME /SETSECURITYFLAGS /SETSTARTJITTER /SETVALIDATIONSTATE /SUSPEND /TRANSFER)" -- "${cur^^}"))
         return
     elif [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion config create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly manpage monitor queue removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(printf '%s\n' addfile addfileset addfilewithranges cancel complete completion config create daemon getaclflags getbytestotal getbytestransferred getcabundle getclientcertificate getcompletiontime getcreationtime getcustomheaders getdescription getdisplayname getdynamic geterror geterrorcount getfilestotal getfilestransferred gethttpmethod getifchanged getmaxbandwidth getmaxdownloadtime getminretrydelay getmodificationtime getnoprogresstimeout getnotifycmdline getnotifyflags getnotifyinterface getowner getpriority getproxybypasslist getproxylist getproxyusage getreplydata getreplyfilename getreplyprogress getsecurityflags getstartjitter getstate gettemporaryname gettype getvalidationstate info list listfiles makecustomheaderswriteonly manpage monitor queue removecredentials replaceremoteprefix reset resume serve serve-passwd setaclflags setcabundle setclientcertificate setcredentials setcustomheaders setdescription setdisplayname setdynamic sethttpmethod setifchanged setmaxbandwidth setmaxdownloadtime setminretrydelay setnoprogresstimeout setnotifycmdline setnotifyflags setpriority setproxysettings setreplyfilename setsecurityflags setstartjitter setvalidationstate suspend transfer wait --help --version)" -- "$cur"))
         return
     fi
     case "$cmd" in
-        addfile) opts='--hash --sha256 --help' ;;
+        addfile) opts='--hash --if-changed --sha256 --help' ;;
         addfileset) opts='--help' ;;
         addfilewithranges) opts='--help' ;;
         cancel) opts='--help' ;;
@@ -36,6 +36,7 @@ _bitscli() {
         getfilestotal) opts='--json --raw --help' ;;
         getfilestransferred) opts='--json --raw --help' ;;
         gethttpmethod) opts='--json --raw --help' ;;
+        getifchanged) opts='--json --raw --help' ;;
         getmaxbandwidth) opts='--json --raw --help' ;;
         getmaxdownloadtime) opts='--json --raw --help' ;;
         getminretrydelay) opts='--json --raw --help' ;;
@@ -80,6 +81,7 @@ _bitscli() {
         setdisplayname) opts='--help' ;;
         setdynamic) opts='--help' ;;
         sethttpmethod) opts='--help' ;;
+        setifchanged) opts='--help' ;;
         setmaxbandwidth) opts='--help' ;;
         setmaxdownloadtime) opts='--help' ;;
         setminretrydelay) opts='--help' ;;
@@ -93,7 +95,7 @@ _bitscli() {
         setstartjitter) opts='--help' ;;
         setvalidationstate) opts='--help' ;;
         suspend) opts='--help' ;;
-        transfer) opts='--acl-flags --download --dynamic --hash --json --max-bandwidth --no-daemon-start --priority --sha256 --upload --upload-reply --help' ;;
+        transfer) opts='--acl-flags --download --dynamic --hash --if-changed --json --max-bandwidth --no-daemon-start --priority --sha256 --upload --upload-reply --help' ;;
         wait) opts='--all --any --json --no-daemon-start --timeout --help' ;;
     esac
     if [[ $cur == -* ]]; then

@@ -12,6 +12,7 @@ complete -c bitscli -f
 complete -c bitscli -n '__fish_use_subcommand; and string match -q -- "/*" (commandline -ct)' -a '/ADDFILE /ADDFILESET /ADDFILEWITHRANGES /CANCEL /COMPLETE /CREATE /GETACLFLAGS /GETBYTESTOTAL /GETBYTESTRANSFERRED /GETCABUNDLE /GETCLIENTCERTIFICATE /GETCOMPLETIONTIME /GETCREATIONTIME /GETCUSTOMHEADERS /GETDESCRIPTION /GETDISPLAYNAME /GETDYNAMIC /GETERROR /GETERRORCOUNT /GETFILESTOTAL /GETFILESTRANSFERRED /GETHTTPMETHOD /GETMAXBANDWIDTH /GETMAXDOWNLOADTIME /GETMINRETRYDELAY /GETMODIFICATIONTIME /GETNOPROGRESSTIMEOUT /GETNOTIFYCMDLINE /GETNOTIFYFLAGS /GETNOTIFYINTERFACE /GETOWNER /GETPRIORITY /GETPROXYBYPASSLIST /GETPROXYLIST /GETPROXYUSAGE /GETREPLYDATA /GETREPLYFILENAME /GETREPLYPROGRESS /GETSECURITYFLAGS /GETSTARTJITTER /GETSTATE /GETTEMPORARYNAME /GETTYPE /GETVALIDATIONSTATE /INFO /LIST /LISTFILES /MAKECUSTOMHEADERSWRITEONLY /MONITOR /REMOVECREDENTIALS /REPLACEREMOTEPREFIX /RESET /RESUME /SETACLFLAGS /SETCABUNDLE /SETCLIENTCERTIFICATE /SETCREDENTIALS /SETCUSTOMHEADERS /SETDESCRIPTION /SETDISPLAYNAME /SETDYNAMIC /SETHTTPMETHOD /SETMAXBANDWIDTH /SETMAXDOWNLOADTIME /SETMINRETRYDELAY /SETNOPROGRESSTIMEOUT /SETNOTIFYCMDLINE /SETNOTIFYFLAGS /SETPRIORITY /SETPROXYSETTINGS /SETREPLYFILENAME /SETSECURITYFLAGS /SETSTARTJITTER /SETVALIDATIONSTATE /SUSPEND /TRANSFER'
 complete -c bitscli -n __fish_use_subcommand -a addfile -d 'Add one file to a job.'
 complete -c bitscli -n '__fish_seen_subcommand_from addfile' -l hash
+complete -c bitscli -n '__fish_seen_subcommand_from addfile' -l if-changed
 complete -c bitscli -n '__fish_seen_subcommand_from addfile' -l sha256
 complete -c bitscli -n '__fish_seen_subcommand_from addfile' -l help
 complete -c bitscli -n __fish_use_subcommand -a addfileset -d 'Add every file listed in LISTFILE, all or none: \'REMOTE LOCAL [sha256:HEX]\' per line, # for comments.'
@@ -100,6 +101,10 @@ complete -c bitscli -n __fish_use_subcommand -a gethttpmethod -d 'The HTTP metho
 complete -c bitscli -n '__fish_seen_subcommand_from gethttpmethod' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from gethttpmethod' -l raw
 complete -c bitscli -n '__fish_seen_subcommand_from gethttpmethod' -l help
+complete -c bitscli -n __fish_use_subcommand -a getifchanged -d 'ON when every file is fetched only if the server\'s copy changed (setifchanged).'
+complete -c bitscli -n '__fish_seen_subcommand_from getifchanged' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from getifchanged' -l raw
+complete -c bitscli -n '__fish_seen_subcommand_from getifchanged' -l help
 complete -c bitscli -n __fish_use_subcommand -a getmaxbandwidth -d 'The job\'s own rate cap (NONE: no cap of its own); the JSON value is bytes a second.'
 complete -c bitscli -n '__fish_seen_subcommand_from getmaxbandwidth' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getmaxbandwidth' -l raw
@@ -276,6 +281,8 @@ complete -c bitscli -n __fish_use_subcommand -a setdynamic -d 'Dynamic content: 
 complete -c bitscli -n '__fish_seen_subcommand_from setdynamic' -l help
 complete -c bitscli -n __fish_use_subcommand -a sethttpmethod -d 'The HTTP verb to use instead of GET.'
 complete -c bitscli -n '__fish_seen_subcommand_from sethttpmethod' -l help
+complete -c bitscli -n __fish_use_subcommand -a setifchanged -d 'Fetch each file only if the server\'s copy differs from the local file bitscli last wrote (a 304 keeps it).'
+complete -c bitscli -n '__fish_seen_subcommand_from setifchanged' -l help
 complete -c bitscli -n __fish_use_subcommand -a setmaxbandwidth -d 'Cap the job\'s rate at any priority: 20MB (powers of 1000), 512KiB or 1.5M (of 1024), bytes; 0 or none: no cap.'
 complete -c bitscli -n '__fish_seen_subcommand_from setmaxbandwidth' -l help
 complete -c bitscli -n __fish_use_subcommand -a setmaxdownloadtime -d 'Seconds of transferring before ERROR (default 7776000).'
@@ -307,6 +314,7 @@ complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l acl-flags
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l download
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l dynamic
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l hash
+complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l if-changed
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l max-bandwidth
 complete -c bitscli -n '__fish_seen_subcommand_from transfer' -l no-daemon-start

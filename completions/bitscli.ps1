@@ -2,7 +2,7 @@
 Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
     param($wordToComplete, $commandAst, $cursorPosition)
     $commands = @{
-        'addfile' = @('--hash', '--sha256', '--help')
+        'addfile' = @('--hash', '--if-changed', '--sha256', '--help')
         'addfileset' = @('--help')
         'addfilewithranges' = @('--help')
         'cancel' = @('--help')
@@ -27,6 +27,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'getfilestotal' = @('--json', '--raw', '--help')
         'getfilestransferred' = @('--json', '--raw', '--help')
         'gethttpmethod' = @('--json', '--raw', '--help')
+        'getifchanged' = @('--json', '--raw', '--help')
         'getmaxbandwidth' = @('--json', '--raw', '--help')
         'getmaxdownloadtime' = @('--json', '--raw', '--help')
         'getminretrydelay' = @('--json', '--raw', '--help')
@@ -71,6 +72,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setdisplayname' = @('--help')
         'setdynamic' = @('--help')
         'sethttpmethod' = @('--help')
+        'setifchanged' = @('--help')
         'setmaxbandwidth' = @('--help')
         'setmaxdownloadtime' = @('--help')
         'setminretrydelay' = @('--help')
@@ -84,7 +86,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'setstartjitter' = @('--help')
         'setvalidationstate' = @('--help')
         'suspend' = @('--help')
-        'transfer' = @('--acl-flags', '--download', '--dynamic', '--hash', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--sha256', '--upload', '--upload-reply', '--help')
+        'transfer' = @('--acl-flags', '--download', '--dynamic', '--hash', '--if-changed', '--json', '--max-bandwidth', '--no-daemon-start', '--priority', '--sha256', '--upload', '--upload-reply', '--help')
         'wait' = @('--all', '--any', '--json', '--no-daemon-start', '--timeout', '--help')
     }
     $words = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })

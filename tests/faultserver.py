@@ -62,6 +62,7 @@ class FaultServer:
         self.head_allowed = True
         self.chunk_delay = 0.0  # seconds between 64 KiB chunks of every body: a slow link
         self.digest: str | None = None  # "Repr-Digest", "Digest" or "Content-MD5": sent with every body
+        self.validators = True  # False: no ETag or Last-Modified, and conditional requests are ignored
         self.lock = threading.Lock()
         server = self
 
@@ -145,6 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return self._empty(404)
         etag = owner.etag(self.path)
+        modified = formatdate(1_700_000_000 + owner.versions[self.path], usegmt=True)
+        if owner.validators and _not_modified(self.headers, etag, 1_700_000_000 + owner.versions[self.path]):
+            return self._empty(304, {"ETag": etag, "Last-Modified": modified})
         start, end = 0, len(data) - 1
         range_header = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
@@ -165,8 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.chunked and status == 200:
             return self._chunked(body, fault)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("ETag", etag)
-        self.send_header("Last-Modified", formatdate(1_700_000_000 + owner.versions[self.path], usegmt=True))
+        if owner.validators:
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", modified)
         self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
@@ -255,3 +260,19 @@ def _digest(header: str, data: bytes) -> str:
     if header == "Digest":  # RFC 3230
         return f"SHA-512={base64.b64encode(hashlib.sha512(data).digest()).decode()}"
     return base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 (Content-MD5 is MD5)
+
+
+def _not_modified(headers: object, etag: str, modified: float) -> bool:
+    """RFC 9110 §13.1.2-3: If-None-Match wins; else If-Modified-Since at or after the file's time."""
+    from email.utils import parsedate_to_datetime
+
+    none_match = headers.get("If-None-Match")  # type: ignore[attr-defined]
+    if none_match is not None:
+        return etag in [tag.strip() for tag in none_match.split(",")] or none_match.strip() == "*"
+    since = headers.get("If-Modified-Since")  # type: ignore[attr-defined]
+    if since is None:
+        return False
+    try:
+        return parsedate_to_datetime(since).timestamp() >= modified
+    except (TypeError, ValueError):
+        return False

@@ -78,7 +78,7 @@ def test_json_schema_of_a_job(ok, job, tmp_path: Path) -> None:
     assert j["files"][0] == {
         "index": 0, "remote_name": "http://127.0.0.1:9/a", "local_name": str(tmp_path / "a"), "bytes_total": None,
         "bytes_transferred": 0, "completed": False, "ranges": [], "validation_state": False,
-        "expected_hash": None, "verified_hash": None, "hash_mismatches": 0,
+        "expected_hash": None, "verified_hash": None, "hash_mismatches": 0, "if_changed": False, "unchanged": False,
     }  # fmt: skip
     assert j["properties"]["min_retry_delay"] == 600
     listed = ok("list", "--json").json

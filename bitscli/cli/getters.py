@@ -132,6 +132,11 @@ _GETTERS: dict[str, tuple[str, Render, str]] = {
         "ACL flag letters from OGDS.",
     ),
     "getdynamic": ("dynamic", lambda j: (str(j.dynamic).upper(), j.dynamic), "TRUE for dynamic content."),
+    "getifchanged": (
+        "if_changed",
+        lambda j: ("ON" if j.if_changed else "OFF", j.if_changed),
+        "ON when every file is fetched only if the server's copy changed (setifchanged).",
+    ),
     "getmaxbandwidth": (
         "max_bandwidth",
         lambda j: (fields.format_rate(j.max_bandwidth), j.max_bandwidth or None),

@@ -59,6 +59,9 @@ def addfile(
     hash_: Annotated[
         str | None, typer.Option("--hash", metavar="ALGO:HEX", help="As --sha256: sha256, sha512, sha1 or md5.")
     ] = None,
+    if_changed: Annotated[
+        bool, typer.Option("--if-changed", help="Fetch only if the server's copy differs from the local file.")
+    ] = False,
 ) -> None:
     """Add one file to a job.
 
@@ -67,7 +70,8 @@ def addfile(
     if sha256 is not None and hash_ is not None:
         raise InvalidValue("give --sha256 or --hash, not both")
     expected = f"sha256:{sha256}" if sha256 is not None else hash_
-    updated, added = jobs.add_files(context(), job, [jobs.FileSpec(remote, local, expected_hash=expected)])
+    spec = jobs.FileSpec(remote, local, expected_hash=expected, if_changed=if_changed)
+    updated, added = jobs.add_files(context(), job, [spec])
     output.line(f"Added {redact_url(added[0].remote_name)} -> {added[0].local_name} to job {updated.id}.")
 
 

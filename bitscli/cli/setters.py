@@ -128,6 +128,17 @@ def setdynamic(job: JobArg, value: Annotated[str, typer.Argument(metavar="TRUE|F
     output.line(f"Dynamic content set to {str(dynamic).upper()}.")
 
 
+@app.command("setifchanged", rich_help_panel=_PANEL)
+def setifchanged(job: JobArg, value: Annotated[str, typer.Argument(metavar="ON|OFF")]) -> None:
+    """Fetch each file only if the server's copy differs from the local file bitscli last wrote (a 304 keeps it).
+
+    Example: bitscli setifchanged nightly on
+    """
+    if_changed = fields.parse_bool(value, "if-changed")
+    properties.set_properties(context(), job, if_changed=if_changed)
+    output.line(f"Download only if changed set to {'ON' if if_changed else 'OFF'}.")
+
+
 @app.command("setmaxbandwidth", rich_help_panel=_PANEL)
 def setmaxbandwidth(job: JobArg, rate: Annotated[str, typer.Argument(metavar="RATE")]) -> None:
     """Cap the job's rate at any priority: 20MB (powers of 1000), 512KiB or 1.5M (of 1024), bytes; 0 or none: no cap.

@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "transfer": "transfer",
     "wait": "transfer",
     "getreplydata": "getters",
+    "getifchanged": "getters",
+    "setifchanged": "setters",
     "getreplyprogress": "getters",
     "serve": "serve",
     "serve-passwd": "serve",

@@ -34,6 +34,9 @@ def transfer(
         str | None, typer.Option("--sha256", metavar="HEX", help="The one file's SHA-256; kept only if it matches.")
     ] = None,
     hash_: Annotated[str | None, typer.Option("--hash", metavar="ALGO:HEX", help="As --sha256, any algorithm.")] = None,
+    if_changed: Annotated[
+        bool, typer.Option("--if-changed", help="Fetch each file only if the server's copy changed (304: kept).")
+    ] = False,
     bitsadmin_output: Annotated[bool, typer.Option("--bitsadmin-output", hidden=True)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final job document (no progress).")] = False,
 ) -> None:
@@ -57,6 +60,8 @@ def transfer(
         settings["acl_flags"] = parse_acl_flags(acl_flags)
     if max_bandwidth is not None:
         settings["max_bandwidth"] = parse_rate(max_bandwidth)
+    if if_changed:
+        settings["if_changed"] = True
     ctx = context()
     # SIGTERM (what `timeout` and service managers send) ends a transfer as Ctrl-C does: the job is cancelled,
     # exit 130. Before, it left the job QUEUED behind a command that had ended.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import os
 import time
@@ -20,7 +21,7 @@ from bitscli.transfer import files, http, job_request, local, ranges
 from bitscli.transfer.classify import TransferError, local_error
 from bitscli.transfer.client import Client
 from bitscli.transfer.hashing import StreamHash
-from bitscli.transfer.types import Download, Stopped, Version
+from bitscli.transfer.types import Download, Stopped, Unchanged, Version
 
 log = logging.getLogger("bitscli.daemon")
 
@@ -108,12 +109,19 @@ class _Downloads:
             recorder = Recorder(self.control, self.journal, index)
             part = part_path(f.local_name, job.id, index)
             hashing = StreamHash(*([f.expected_hash.partition(":")[0]] if f.expected_hash else []))
+            conditional = self._conditional(job, f)
             try:
-                version = _fetch(self.client, job, part, f, recorder, hashing)
+                version = _fetch(self.client, job, part, f, recorder, hashing, conditional)
                 verified = _verify(self.journal, recorder, index, f, part, version, hashing)
             except Stopped:
                 self._settle(durability)
                 return
+            except Unchanged as unchanged:
+                log.info("job %s: file %d not modified on the server; the local file stays", job.id, index)
+                durability.submit(part, Progress(index, 0, 0, None, None, str(unchanged), recorder.active_since_last(),
+                                                 done=True, unchanged=True))  # fmt: skip
+                job, index, f = self._next(after=index)
+                continue
             except TransferError as err:
                 if not self._settle(durability):
                     return
@@ -130,6 +138,26 @@ class _Downloads:
             durability.submit(part, done)
             log.debug("job %s: file %d fetched (%d bytes)", job.id, index, version.size)
             job, index, f = self._next(after=index)
+
+    def _conditional(self, job: Job, f: JobFile) -> dict[str, str]:
+        """For a file fetched only if changed, from byte 0 over an existing local file: If-None-Match with the
+        ETag saved when bitscli last wrote that file (it must still be that file), else If-Modified-Since from the
+        saved Last-Modified, else from the file's own modification time."""
+        if not (f.if_changed or job.if_changed) or f.bytes_transferred or f.ranges or job.dynamic:
+            return {}
+        try:
+            st = os.stat(f.local_name)
+        except OSError:
+            return {}  # nothing here yet: a plain download
+        with self.journal.queue.read() as tx:
+            written = tx.written(f.local_name)
+        same = written is not None and (written.size, written.mtime_ns, written.inode) == (
+            st.st_size, st.st_mtime_ns, st.st_ino)  # fmt: skip
+        if same and written is not None and written.etag:
+            return {"If-None-Match": written.etag}
+        if same and written is not None and written.last_modified:
+            return {"If-Modified-Since": written.last_modified}
+        return {"If-Modified-Since": email.utils.formatdate(st.st_mtime, usegmt=True)}
 
     def _next(self, after: int | None = None) -> tuple[Job | None, int | None, JobFile | None]:
         """The job's header, and its first file not yet complete (after index ``after``, when given).
@@ -217,7 +245,8 @@ class FetchAgain(TransferError):
 
 
 def _fetch(
-    client: Client, job: Job, part: str, f: JobFile, recorder: Recorder, hashing: StreamHash | None = None
+    client: Client, job: Job, part: str, f: JobFile, recorder: Recorder, hashing: StreamHash | None = None,
+    conditional: dict[str, str] | None = None,
 ) -> Version:  # fmt: skip
     """Run the engine for one file of the job."""
     download = Download(
@@ -230,6 +259,7 @@ def _fetch(
         dynamic=job.dynamic,
         request_options=job_request.request_options(job, f.remote_name),
         hashing=hashing,
+        conditional=conditional or {},
     )
     if f.remote_name.startswith("/") or f.remote_name.lower().startswith("file:"):
         return local.copy(download, recorder)

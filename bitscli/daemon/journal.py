@@ -33,6 +33,7 @@ class Progress:
     active: float  # seconds of transfer since the last record (the maximum download time)
     done: bool = False  # the file is complete: its bytes are on disk, fsynced
     verified_hash: str | None = None  # with done: the hash the file matched (addfile --sha256)
+    unchanged: bool = False  # with done: the server answered 304, the local file stays as it is
 
 
 class Moved(NamedTuple):
@@ -165,6 +166,8 @@ class Journal:
             new, new_file = transitions.file_done(new, new_file, new_file.bytes_total, now)
             if progress.verified_hash:
                 new_file = dataclasses.replace(new_file, verified_hash=progress.verified_hash)
+            if progress.unchanged:
+                new_file = dataclasses.replace(new_file, unchanged=True)
         return new, new_file
 
     def hash_mismatch(self, index: int) -> int:

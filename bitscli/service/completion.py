@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from bitscli import actions, partfiles
 from bitscli.errors import BitsError, HResult
-from bitscli.model import Job, JobType
+from bitscli.model import Job, JobFile, JobType
 from bitscli.service.context import Context, resolve
+from bitscli.transaction import Transaction, Written
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,14 @@ def complete(ctx: Context, ref: str) -> Completion:
         directories = set()
         for index, f in enumerate(job.files):
             part = partfiles.part_path(f.local_name, job.id, index)
-            if f.completed and (job.type.is_upload or _publish(part, f.local_name, synced=True)):
+            if f.completed and f.unchanged:  # 304: the file in place is the current one, and stays untouched
+                partfiles.discard(part)
+                kept += 1
+            elif f.completed and (job.type.is_upload or _publish(part, f.local_name, synced=True)):
                 kept += 1
                 directories.add(os.path.dirname(f.local_name))
+                if not job.type.is_upload:
+                    _remember_written(tx, f)
             elif not job.type.is_upload:
                 partfiles.discard(part)
         if job.type is JobType.UPLOAD_REPLY and _publish(partfiles.reply_part(job), partfiles.reply_name(job)):
@@ -43,6 +49,16 @@ def complete(ctx: Context, ref: str) -> Completion:
             partfiles.fsync_directory(directory)
         tx.update(done, job)
     return Completion(done, kept, len(job.files))
+
+
+def _remember_written(tx: Transaction, f: JobFile) -> None:
+    """The validators of what was just published there, and the file's identity: a later --if-changed fetch
+    of the same name asks the server with them, as long as the file is still this one."""
+    try:
+        st = os.stat(f.local_name)
+    except OSError:
+        return
+    tx.save_written(f.local_name, Written(f.etag, f.last_modified, st.st_size, st.st_mtime_ns, st.st_ino))
 
 
 def _publish(part: str, final: str, synced: bool = False) -> bool:

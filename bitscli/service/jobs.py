@@ -109,6 +109,7 @@ class FileSpec:
     ranges: str | None = None
     origin: str | None = None  # e.g. "line 7", prefixed to errors about this file
     expected_hash: str | None = None  # "sha256:HEX", "sha512:HEX", ... (addfile --sha256, --hash)
+    if_changed: bool = False  # fetch only if the server's copy differs from the local file (addfile --if-changed)
 
 
 def add_files(ctx: Context, ref: str, specs: Sequence[FileSpec]) -> tuple[Job, tuple[JobFile, ...]]:
@@ -134,6 +135,8 @@ def _checked_file(job: Job, spec: FileSpec, config: Config, writable_dirs: set[s
             if not remote.lower().startswith(("http://", "https://")):
                 raise InvalidValue("ranges need an http:// or https:// remote name (as in BITS 3.0 and later)")
             ranges = names.parse_ranges(spec.ranges, config.max_ranges_per_file)
+        if spec.if_changed and (upload or ranges):
+            raise InvalidValue("--if-changed applies to whole downloaded files: not an upload, nor ranges")
         expected_hash = None
         if spec.expected_hash is not None:
             if upload or ranges:
@@ -144,7 +147,7 @@ def _checked_file(job: Job, spec: FileSpec, config: Config, writable_dirs: set[s
             if not size:  # a fragment's Content-Range cannot describe zero bytes
                 raise InvalidValue(f"{local} is empty; the BITS upload protocol cannot send an empty file")
             return JobFile(remote, local, bytes_total=size)
-        return JobFile(remote, local, ranges=ranges, expected_hash=expected_hash)
+        return JobFile(remote, local, ranges=ranges, expected_hash=expected_hash, if_changed=spec.if_changed)
     except BitsError as exc:
         if spec.origin:
             exc.message = f"{spec.origin}: {exc.message}"

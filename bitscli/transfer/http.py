@@ -23,7 +23,7 @@ from bitscli.transfer.classify import (
 from bitscli.transfer.client import TRANSPORT_ERRORS, Client, Response
 from bitscli.transfer.hashing import StreamHash
 from bitscli.transfer.pacing import paced_into, paced_read
-from bitscli.transfer.types import Download, Progress, Version
+from bitscli.transfer.types import Download, Progress, Unchanged, Version
 
 MAX_REDIRECTS = 10
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
@@ -201,6 +201,8 @@ def probe(client: Client, job: Download) -> tuple[Version | None, str]:
 
 def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: int, known: Version) -> Version:
     headers = base_headers(job)
+    if not offset:  # only a fetch from byte 0 is conditional: never mixed with a resumed range (If-Range does that)
+        headers.update(job.conditional)
     validator = known.if_range() if offset else None
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -209,6 +211,8 @@ def _fetch(client: Client, job: Download, progress: Progress, fd: int, offset: i
     response, url = request(client, "GET", job, headers)
     with response:
         status = response.status_code
+        if status == 304 and not offset and job.conditional:
+            raise Unchanged(url)
         if status == 416 and offset and _unsatisfied_total(response) == offset:
             # RFC 9110 §15.5.17: the size in "bytes */N" is the file's now; equal to our durable bytes, we have it all.
             version = Version(offset, known.etag, known.last_modified)

@@ -16,6 +16,10 @@ class Stopped(Exception):
     """The daemon asked the transfer to stop (suspend, cancel, pre-emption); progress is saved."""
 
 
+class Unchanged(Exception):
+    """A conditional GET was answered 304 Not Modified: the local file is the server's current version."""
+
+
 @dataclass(frozen=True)
 class Version:
     """What identifies one version of a remote file: its size and validators (bits.md §2.7)."""
@@ -52,6 +56,7 @@ class Download:
     timeout: tuple[float, float] = (30.0, 60.0)  # connect, read
     request_options: Mapping[str, Any] = field(default_factory=dict)  # auth, proxies, verify
     hashing: StreamHash | None = None  # the file's hash, updated as its bytes are written (addfile --sha256)
+    conditional: Mapping[str, str] = field(default_factory=dict)  # If-None-Match or If-Modified-Since, from byte 0
 
 
 class Progress(Protocol):
