@@ -22,7 +22,6 @@ from bitscli.model import (
     UploadState,
 )
 
-SCHEMA_VERSION = 8
 APPLICATION_ID = 0x42495453  # "BITS": tells our queue apart from any other SQLite file
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -153,6 +152,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
     ),
 )
+SCHEMA_VERSION = len(MIGRATIONS)  # a queue at a lower version runs the rest of MIGRATIONS when opened
 
 JOB_FIELDS = (
     "id", "display_name", "description", "type", "state", "priority", "owner", "creation_time",

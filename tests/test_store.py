@@ -232,3 +232,27 @@ def test_every_model_field_has_a_column() -> None:
     mapped_elsewhere = {"files", "credentials", "error", "corrupt"}
     assert {f.name for f in dataclasses.fields(Job)} - mapped_elsewhere == set(schema.JOB_FIELDS)
     assert {f.name for f in dataclasses.fields(JobFile)} == set(schema.FILE_COLUMNS)
+
+
+@pytest.mark.parametrize("version", [1, 5, 8, 9, 10])
+def test_a_queue_of_any_earlier_schema_gets_every_later_migration(ok, home: Path, tmp_path: Path, version: int) -> None:
+    """SCHEMA_VERSION once stayed at 8 while migrations 9 to 11 were added: new queues had every column, and a
+    queue of schema 8 (every existing user's) was never migrated, so its first addfile failed. A queue of each
+    earlier version now ends at the last migration, and works."""
+    from bitscli import schema
+
+    home.mkdir()
+    conn = sqlite3.connect(home / "queue.db")
+    for statements in schema.MIGRATIONS[:version]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {store.APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
+    job = ok("create", "--raw", "upgraded").stdout.strip()
+    ok("addfile", job, "http://127.0.0.1:9/f", str(tmp_path / "f"), "--sha256", "a" * 64, "--if-changed")
+    assert ok("listfiles", job, "--json").json["files"][0]["if_changed"] is True
+    conn = sqlite3.connect(home / "queue.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == store.SCHEMA_VERSION
+    conn.close()
