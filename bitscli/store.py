@@ -198,7 +198,7 @@ class Queue:
             try:
                 for statements in MIGRATIONS[version:]:
                     for statement in statements:
-                        self._conn.execute(statement)
+                        _apply(self._conn, statement)
                 self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._conn.execute("COMMIT")
@@ -240,3 +240,14 @@ class Queue:
     def _rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+
+
+def _apply(conn: sqlite3.Connection, statement: str) -> None:
+    """One migration statement; a column or table that is already there is skipped. Queues made by the commits
+    that added migrations 9 to 11 had them all but were stamped schema 8 (SCHEMA_VERSION was not raised)."""
+    try:
+        conn.execute(statement)
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if not (message.startswith("duplicate column name") or message.endswith("already exists")):
+            raise

@@ -243,6 +243,32 @@ def test_get_and_head_serve_ranges_and_hide_server_files(server: ServeProcess, r
     assert conn.getresponse().status == 404
 
 
+def test_conditional_gets_get_304(server: ServeProcess, root: Path) -> None:
+    """`bitscli transfer --if-changed` against our own server: a file it has not changed is a 304, no body."""
+    (root / "same.bin").write_bytes(b"s" * 3000)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/same.bin")
+    first = conn.getresponse()
+    first.read()
+    etag, modified = first.getheader("ETag"), first.getheader("Last-Modified")
+    for headers, status in (
+        ({"If-None-Match": etag}, 304),
+        ({"If-None-Match": f'"other", {etag}'}, 304),
+        ({"If-None-Match": '"x"'}, 200),
+        ({"If-Modified-Since": modified}, 304),
+        ({"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, 200),
+        ({"If-None-Match": '"x"', "If-Modified-Since": modified}, 200),  # If-None-Match decides when present
+        ({"If-None-Match": etag, "Range": "bytes=0-9"}, 206),  # a ranged GET is never a 304
+    ):
+        conn.request("GET", "/same.bin", headers=headers)
+        answer = conn.getresponse()
+        body = answer.read()
+        assert answer.status == status, headers
+        assert (body == b"") == (status == 304)
+        if status == 304:
+            assert answer.getheader("ETag") == etag
+
+
 def test_curl_downloads_with_ranges_match(server: ServeProcess, root: Path, tmp_path: Path) -> None:
     curl = shutil.which("curl")
     if curl is None:

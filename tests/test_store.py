@@ -256,3 +256,24 @@ def test_a_queue_of_any_earlier_schema_gets_every_later_migration(ok, home: Path
     conn = sqlite3.connect(home / "queue.db")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == store.SCHEMA_VERSION
     conn.close()
+
+
+def test_a_queue_stamped_too_old_for_its_columns_is_still_migrated(ok, home: Path, tmp_path: Path) -> None:
+    """Queues made while SCHEMA_VERSION lagged have every column but say schema 8: migrating them again skips
+    what is already there instead of failing on it."""
+    from bitscli import schema
+
+    home.mkdir()
+    conn = sqlite3.connect(home / "queue.db")
+    for statements in schema.MIGRATIONS:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {store.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 8")
+    conn.commit()
+    conn.close()
+    job = ok("create", "--raw", "stamped").stdout.strip()
+    ok("addfile", job, "http://127.0.0.1:9/f", str(tmp_path / "f"), "--if-changed")
+    conn = sqlite3.connect(home / "queue.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
+    conn.close()

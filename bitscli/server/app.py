@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -57,9 +59,13 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> Starlett
             return uploads.reply(url_path)
         try:
             path = namespace.readable_file(settings.root, url_path)
+            stat = os.stat(path)  # given to the response, its validators are known before it is sent
         except (namespace.Refused, OSError):
             return Response("not found\n", status_code=404, media_type="text/plain")
-        return RangedFileResponse(path)
+        response = RangedFileResponse(path, stat_result=stat)
+        if _not_modified(request, response):
+            return Response(status_code=304, headers={k: response.headers[k] for k in ("etag", "last-modified")})
+        return response
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,6 +76,24 @@ def create_app(settings: ServerSettings, clock: Clock | None = None) -> Starlett
             task.cancel()
 
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=list(METHODS))], lifespan=lifespan)
+
+
+def _not_modified(request: Request, response: Response) -> bool:
+    """RFC 9110 §13.1.2-3: If-None-Match (weak comparison) decides when present, else If-Modified-Since; a ranged
+    request is answered in full or in part, never 304 (If-Range covers it)."""
+    if "range" in request.headers:
+        return False
+    none_match = request.headers.get("if-none-match")
+    if none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in none_match.split(",")}
+        return "*" in tags or response.headers["etag"].removeprefix("W/") in tags
+    since = request.headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        return parsedate_to_datetime(since) >= parsedate_to_datetime(response.headers["last-modified"])
+    except (TypeError, ValueError):
+        return False
 
 
 def _client_name(request: Request) -> str:
