@@ -89,7 +89,9 @@ def test_a_healthy_queue_checks_clean(queue: Path) -> None:
     result = _run("queue", "check", "--json")
     assert result.exit_code == 0
     assert result.json["healthy"] is True
-    assert (result.json["jobs"], result.json["files"], result.json["schema_version"]) == (JOBS, JOBS, 8)
+    from bitscli.schema import MIGRATIONS
+
+    assert (result.json["jobs"], result.json["files"], result.json["schema_version"]) == (JOBS, JOBS, len(MIGRATIONS))
 
 
 def test_check_names_bad_rows_and_orphans(queue: Path) -> None:
