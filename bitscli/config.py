@@ -20,6 +20,7 @@ class Config:
     allow_notify_command_line: bool = True  # bits.md §6: a known persistence technique; policy can forbid it
     background_threads: bool = True  # background jobs' threads at nice 10 in the idle I/O class (libc.py)
     bandwidth: Policy = field(default_factory=Policy)  # the [bandwidth] table (policy.py)
+    hooks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [hooks]: on_transferred = [argv...]
 
 
 _SECTIONS = {
@@ -49,7 +50,7 @@ def load(path: Path | None = None) -> Config:
 
 
 def _from_document(doc: dict[str, object], path: Path) -> Config:
-    defaults: dict[str, object] = {f.name: f.default for f in fields(Config) if f.name != "bandwidth"}
+    defaults: dict[str, object] = {f.name: f.default for f in fields(Config) if f.name not in ("bandwidth", "hooks")}
     values: dict[str, object] = {}
     for section, table in doc.items():
         if section == "bandwidth" and isinstance(table, dict):
@@ -58,8 +59,11 @@ def _from_document(doc: dict[str, object], path: Path) -> Config:
             except PolicyError as exc:
                 raise ConfigError(f"{path}: {exc}", hint="see README: Polite by default") from None
             continue
+        if section == "hooks" and isinstance(table, dict):
+            values["hooks"] = _hooks(table, path)
+            continue
         if section not in _SECTIONS or not isinstance(table, dict):
-            known = ", ".join([*_SECTIONS, "bandwidth"])
+            known = ", ".join([*_SECTIONS, "bandwidth", "hooks"])
             raise ConfigError(f"{path}: unknown section [{section}]", hint=f"known: {known}")
         for key, value in table.items():
             if key not in _SECTIONS[section]:
@@ -72,3 +76,25 @@ def _from_document(doc: dict[str, object], path: Path) -> Config:
                 )
             values[key] = value
     return Config(**values)  # type: ignore[arg-type]
+
+
+HOOKS = ("on_transferred", "on_error", "on_complete")
+
+
+def _hooks(table: dict[str, object], path: Path) -> dict[str, tuple[str, ...]]:
+    """``on_transferred = ["/usr/local/bin/handler", "{id}", "{name}"]``: an argv list, its program a full path."""
+    import os
+
+    hooks: dict[str, tuple[str, ...]] = {}
+    for key, value in table.items():
+        if key not in HOOKS:
+            raise ConfigError(f"{path}: unknown hook hooks.{key}", hint=f"known: {', '.join(HOOKS)}")
+        if not isinstance(value, list) or not value or not all(isinstance(word, str) for word in value):
+            raise ConfigError(
+                f"{path}: hooks.{key} must be a list of strings: the program and its arguments",
+                hint='for example: on_transferred = ["/usr/local/bin/handler", "{id}", "{name}"]',
+            )
+        if not os.path.isabs(value[0]):
+            raise ConfigError(f"{path}: hooks.{key} runs {value[0]!r}, which must be a full path (no PATH search)")
+        hooks[key] = tuple(value)
+    return hooks

@@ -151,6 +151,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             inode INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (  # 12: the event log (events.py): no foreign key, events outlive their job until the history retention;
+        # daemon_marks holds how far the [hooks] have read it
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            job_id TEXT NOT NULL,
+            name TEXT,
+            kind TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT,
+            code INTEGER,
+            message TEXT,
+            detail TEXT
+        )""",
+        "CREATE INDEX events_by_job ON events (job_id, seq)",
+        "CREATE INDEX events_by_time ON events (time)",
+        "CREATE TABLE daemon_marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)  # a queue at a lower version runs the rest of MIGRATIONS when opened
 

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from bitscli import events
 from bitscli.errors import HResult, InvalidState
 from bitscli.model import AuthScheme, AuthTarget, Credential, Job, JobFile, JobState, UploadState
 from bitscli.schema import (
@@ -23,6 +24,9 @@ from bitscli.schema import (
 )
 
 _FINAL_STATES = (int(JobState.ACKNOWLEDGED), int(JobState.CANCELLED))
+
+
+_STATE_NUMBERS = {int(s) for s in JobState}
 
 
 class Written(NamedTuple):
@@ -94,9 +98,12 @@ class Transaction:
         return [(index, decode_file(values)) for index, *values in rows]
 
     def update_header(self, job: Job) -> None:
-        """Store the job's own columns only (its files are untouched)."""
+        """Store the job's own columns only (its files are untouched); a change of state is logged with it."""
+        row = self._conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
         assignments = ", ".join(f"{c} = ?" for c in JOB_COLUMNS)
         self._conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encode_job(job), job.id))
+        if row is not None and row[0] != int(job.state):
+            events.record_change(self._conn, JobState(row[0]) if row[0] in _STATE_NUMBERS else None, job)
 
     def update_file(self, job_id: str, index: int, f: JobFile) -> None:
         self._write_files(job_id, [(index, f)])
@@ -107,6 +114,7 @@ class Transaction:
     def insert(self, job: Job) -> None:
         marks = ", ".join("?" * len(JOB_COLUMNS))
         self._conn.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({marks})", encode_job(job))
+        events.record_change(self._conn, None, job)
         self._write_files(job.id, enumerate(job.files))
         self._write_credentials(job.id, job.credentials)
 
@@ -125,6 +133,8 @@ class Transaction:
             self._conn.execute("DELETE FROM credentials WHERE job_id = ?", (job.id,))
         assignments = ", ".join(f"{c} = ?" for c in JOB_COLUMNS)
         self._conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encode_job(job), job.id))
+        if job.state is not previous.state:
+            events.record_change(self._conn, previous.state, job)
         if job.files != previous.files:
             old = previous.files
             self._write_files(job.id, ((i, f) for i, f in enumerate(job.files) if i >= len(old) or f != old[i]))
@@ -170,7 +180,23 @@ class Transaction:
         )
         return [row[0] for row in rows]
 
+    def record_notify(self, job: Job, state: JobState, exit_status: int | None, hook: str | None = None) -> None:
+        events.record_notify(self._conn, job, state, exit_status, hook)
+
+    def mark(self, name: str) -> int | None:
+        return events.mark(self._conn, name)
+
+    def set_mark(self, name: str, value: int) -> None:
+        events.set_mark(self._conn, name, value)
+
+    def last_event(self) -> int:
+        return events.last_seq(self._conn)
+
+    def events(self, job_id: str | None = None, after_seq: int = 0, since: float | None = None) -> list[events.Event]:
+        return events.read(self._conn, job_id, after_seq, since)
+
     def delete_final_before(self, cutoff: float) -> int:
+        events.prune(self._conn, cutoff)
         cursor = self._conn.execute(
             f"DELETE FROM jobs WHERE state IN {_FINAL_STATES} AND modification_time < ?", (cutoff,)
         )

@@ -37,6 +37,12 @@ complete -c bitscli -n '__fish_seen_subcommand_from create' -l upload-reply
 complete -c bitscli -n '__fish_seen_subcommand_from create' -l help
 complete -c bitscli -n __fish_use_subcommand -a daemon -d 'Run, inspect and stop the background daemon that moves the bytes.'
 complete -c bitscli -n '__fish_seen_subcommand_from daemon' -l help
+complete -c bitscli -n __fish_use_subcommand -a events -d 'What happened and when: jobs created, state changes with their errors, retries and their delay, notification'
+complete -c bitscli -n '__fish_seen_subcommand_from events' -l follow
+complete -c bitscli -n '__fish_seen_subcommand_from events' -l json
+complete -c bitscli -n '__fish_seen_subcommand_from events' -l since
+complete -c bitscli -n '__fish_seen_subcommand_from events' -l f
+complete -c bitscli -n '__fish_seen_subcommand_from events' -l help
 complete -c bitscli -n __fish_use_subcommand -a getaclflags -d 'ACL flag letters from OGDS.'
 complete -c bitscli -n '__fish_seen_subcommand_from getaclflags' -l json
 complete -c bitscli -n '__fish_seen_subcommand_from getaclflags' -l raw

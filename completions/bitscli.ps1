@@ -11,6 +11,7 @@ Register-ArgumentCompleter -Native -CommandName bitscli -ScriptBlock {
         'config' = @('--help')
         'create' = @('--download', '--json', '--priority', '--raw', '--upload', '--upload-reply', '--help')
         'daemon' = @('--help')
+        'events' = @('--follow', '--json', '--since', '-f', '--help')
         'getaclflags' = @('--json', '--raw', '--help')
         'getbytestotal' = @('--json', '--raw', '--help')
         'getbytestransferred' = @('--json', '--raw', '--help')

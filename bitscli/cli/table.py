@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "wait": "transfer",
     "getreplydata": "getters",
     "getifchanged": "getters",
+    "events": "events",
     "setifchanged": "setters",
     "getreplyprogress": "getters",
     "serve": "serve",

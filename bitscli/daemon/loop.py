@@ -9,7 +9,7 @@ from pathlib import Path
 from bitscli import config
 from bitscli import policy as bandwidth_policy
 from bitscli.clock import Clock
-from bitscli.daemon import notify, scheduler, transitions, wakeup
+from bitscli.daemon import hooks, notify, scheduler, transitions, wakeup
 from bitscli.daemon.bandwidth import Bandwidth
 from bitscli.daemon.worker import Worker
 from bitscli.errors import ConfigError, QueueError
@@ -54,6 +54,8 @@ class Daemon:
         self.bandwidth = Bandwidth()  # the one limiter: every worker's reads and sends pass it
         self.cancelling: dict[str, threading.Thread] = {}  # Cancel-Session for cancelled upload jobs
         self.notifying: dict[str, threading.Thread] = {}  # notification command lines being run
+        self.hooks = hooks.Hooks(queue_path)
+        self.hook_commands: dict[str, tuple[str, ...]] = {}  # the config's [hooks]
         self.current: scheduler.Slice | None = None
         self.stop_event = threading.Event()
         self.wake = wake or wakeup.Listener(bind=False)  # the CLI's nudges, where the platform allows them
@@ -108,6 +110,7 @@ class Daemon:
             worker.start()
         self._cancel_sessions()
         self._notifications(jobs, now)
+        self.hooks.start_due(self.queue, self.hook_commands, self.allow_notify)
         return plan
 
     def _pause_workers(self) -> None:
@@ -136,6 +139,7 @@ class Daemon:
         self.allow_notify = settings.allow_notify_command_line
         self.inactivity_seconds = settings.job_inactivity_days * 86_400
         self.background_threads = settings.background_threads
+        self.hook_commands = settings.hooks
         log.info("config file reloaded: %s", self.config_path)
 
     def _job_headers(self) -> list[Job]:
@@ -167,14 +171,15 @@ class Daemon:
             thread.start()
 
     def _notify(self, launch: notify.Launch) -> None:
-        succeeded = notify.run(launch)
+        status = notify.run(launch)
         queue = open_queue(self.queue_path, durable=False)  # this thread's own connection
         try:
             with queue.write() as tx:
                 job = tx.job_header(launch.job_id)
                 if job is None or job.state.is_final:
                     return
-                new = notify.record(job, launch, succeeded, self.clock.now())
+                tx.record_notify(job, launch.state, status)
+                new = notify.record(job, launch, status == 0, self.clock.now())
                 if new is not job:  # a job that moved on meanwhile needs no write
                     tx.update_header(new)
         except QueueError as exc:  # it runs again: the state it ran for was not recorded

@@ -24,6 +24,7 @@ class Launch:
     state: JobState
     argv: tuple[str, ...]
     program: str
+    what: str = "notification command"  # for the log: a notification command line, or a [hooks] command
 
 
 def due(job: Job, now: float) -> Launch | None:
@@ -41,9 +42,10 @@ def due(job: Job, now: float) -> Launch | None:
     return Launch(job.id, job.state, argv, job.notify_program)
 
 
-def run(launch: Launch) -> bool:
-    """Run the command line without a shell; True when it exited 0. Every run is logged (an audit trail)."""
-    log.info("job %s: running notification command %s for %s", launch.job_id, shlex.join(launch.argv),
+def run(launch: Launch) -> int | None:
+    """Run the command line without a shell; its exit status (None: it could not run, or was killed at its
+    timeout). Every run is logged (an audit trail), and recorded in the event log."""
+    log.info("job %s: running %s %s for %s", launch.job_id, launch.what, shlex.join(launch.argv),
              launch.state.name)  # fmt: skip
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -60,16 +62,15 @@ def run(launch: Launch) -> bool:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT_SECONDS, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        log.warning("job %s: notification command still running after %.0f s; killed", launch.job_id, TIMEOUT_SECONDS)
-        return False
+        log.warning("job %s: %s still running after %.0f s; killed", launch.job_id, launch.what, TIMEOUT_SECONDS)
+        return None
     except OSError as exc:
-        log.warning("job %s: cannot run notification command %s: %s", launch.job_id, launch.program, exc.strerror)
-        return False
+        log.warning("job %s: cannot run %s %s: %s", launch.job_id, launch.what, launch.program, exc.strerror)
+        return None
     if finished.returncode != 0:
         tail = finished.stderr.decode(errors="replace").strip()[-300:]
-        log.warning("job %s: notification command exited %d: %s", launch.job_id, finished.returncode, tail)
-        return False
-    return True
+        log.warning("job %s: %s exited %d: %s", launch.job_id, launch.what, finished.returncode, tail)
+    return finished.returncode
 
 
 def record(job: Job, launch: Launch, succeeded: bool, now: float) -> Job:

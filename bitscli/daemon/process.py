@@ -230,6 +230,7 @@ def run_foreground(slice_seconds: float) -> Running | None:
         )  # fmt: skip
         daemon.stop_event, daemon.reload_requested = stop, reload
         daemon.background_threads = settings.background_threads
+        daemon.hook_commands = settings.hooks
         logging.getLogger("bitscli.daemon").info("daemon started, pid %s, queue %s", os.getpid(), paths.queue_path())
         daemon.run()
     finally:
