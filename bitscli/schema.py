@@ -166,7 +166,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             detail TEXT
         )""",
         "CREATE INDEX events_by_job ON events (job_id, seq)",
-        "CREATE INDEX events_by_time ON events (time)",
         "CREATE TABLE daemon_marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     ),
 )

@@ -246,7 +246,9 @@ def _apply(conn: sqlite3.Connection, statement: str) -> None:
     """One migration statement; a column or table that is already there is skipped. Queues made by the commits
     that added migrations 9 to 11 had them all but were stamped schema 8 (SCHEMA_VERSION was not raised)."""
     try:
-        conn.execute(statement)
+        # Runs of whitespace made one space: the schema's text is stored on page 1, and it must fit there for
+        # `queue recover` to stand a new queue's page 1 in for a damaged one (salvage.py).
+        conn.execute(" ".join(statement.split()))
     except sqlite3.OperationalError as exc:
         message = str(exc)
         if not (message.startswith("duplicate column name") or message.endswith("already exists")):

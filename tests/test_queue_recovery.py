@@ -266,3 +266,15 @@ def test_flipped_bytes_never_crash_and_recover_keeps_a_healthy_queue(queue: Path
     after = _run("list", "--all", "--json")
     assert after.exit_code == 0
     assert len(after.json["jobs"]) == len(recovered.json["kept"])
+
+
+def test_a_new_queues_schema_fits_on_page_1(tmp_path: Path) -> None:
+    """`queue recover` stands a new queue's page 1 in for a damaged one, which needs the whole schema there (a
+    leaf page). Migrations 10 to 12 once pushed it over; whitespace is now squeezed out of the statements."""
+    from bitscli.store import open_queue
+
+    open_queue(tmp_path / "q.db").close()
+    data = (tmp_path / "q.db").read_bytes()
+    assert data[100] == 0x0D  # a table leaf: sqlite_master is page 1 alone
+    used = sqlite3.connect(tmp_path / "q.db").execute("SELECT sum(length(sql)) FROM sqlite_master").fetchone()[0]
+    assert used < 3600, f"the schema takes {used} bytes of page 1's 3,996"
