@@ -161,12 +161,15 @@ def _rate_column() -> Any:
     return RateColumn()
 
 
+RATE_WINDOW = 5.0  # seconds a monitor's rate is averaged over
+
+
 class Monitor:
     """All jobs, redrawn every refresh: a live table on a terminal, BitsAdmin-style blocks when piped."""
 
     def __init__(self, refresh: float) -> None:
         self.refresh = refresh
-        self._previous: dict[str, tuple[int, float]] = {}  # job -> (bytes, time) for the rate column
+        self._samples: dict[str, list[tuple[int, float]]] = {}  # job -> (bytes, time) of recent redraws
         self._live: Any = None
         if sys.stdout.isatty():
             from rich.live import Live
@@ -190,13 +193,18 @@ class Monitor:
         self._live.update(self._table(jobs, rates, allowed), refresh=True)
 
     def _rates(self, jobs: list[Job]) -> dict[str, float]:
+        """Each job's rate over the last RATE_WINDOW seconds: the daemon records bytes at checkpoints, so a rate
+        over one short refresh swings above a job's cap and below it (12 MiB/s for a 10 MiB/s cap)."""
         now = time.monotonic()
         rates = {}
         for job in jobs:
-            before = self._previous.get(job.id)
-            if before is not None and now > before[1]:
-                rates[job.id] = max(0.0, (job.bytes_transferred - before[0]) / (now - before[1]))
-            self._previous[job.id] = (job.bytes_transferred, now)
+            samples = self._samples.setdefault(job.id, [])
+            samples.append((job.bytes_transferred, now))
+            while len(samples) > 2 and now - samples[1][1] >= RATE_WINDOW:
+                samples.pop(0)  # keep one sample at or before the window's start
+            first_bytes, first_time = samples[0]
+            if now > first_time:
+                rates[job.id] = max(0.0, (job.bytes_transferred - first_bytes) / (now - first_time))
         return rates
 
     def _table(self, jobs: list[Job], rates: dict[str, float], allowed: dict[str, Allowed]) -> Any:

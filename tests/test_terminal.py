@@ -105,3 +105,24 @@ def test_piped_monitor_lines_keep_the_same_fields(ok, home: Path, tmp_path: Path
         assert len(fields) == 3, line  # the /LIST line, the rate, the bandwidth policy
         assert re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB)/s", fields[1]), line
         assert fields[2] == "-"  # suspended jobs: no work for the daemon, so no policy
+
+
+def test_the_monitors_rate_is_averaged_over_a_few_seconds(monkeypatch) -> None:
+    """The daemon records bytes at checkpoints: a job capped at 10 MiB/s that records 20 MiB every 2 s showed
+    0 and 20 MiB/s on alternate one-second redraws (and 12 MiB/s against its 10 MiB/s cap in a tmux capture)."""
+    import dataclasses
+
+    from bitscli import liveview
+    from bitscli.model import Job, JobFile, JobState, JobType
+
+    now = [0.0]
+    monkeypatch.setattr(liveview.time, "monotonic", lambda: now[0])
+    monitor = liveview.Monitor(1.0)
+    job = Job("{J}", "j", JobType.DOWNLOAD, "me", 0.0, 0.0, state=JobState.TRANSFERRING)
+    seen = []
+    for second in range(12):
+        now[0] = float(second)
+        done = JobFile("http://h/f", "/tmp/f", bytes_total=1 << 30, bytes_transferred=(second // 2) * (20 << 20))
+        recorded = dataclasses.replace(job, files=(done,))
+        seen.append(monitor._rates([recorded]).get("{J}", 0.0) / (1 << 20))
+    assert all(8 <= rate <= 12.5 for rate in seen[6:]), seen  # one redraw's rate would be 0 or 20
