@@ -214,7 +214,7 @@ class Monitor:
         width = self._live.console.width
         # The GUID stays whole and the state unabbreviated; more columns as the terminal allows.
         columns = ["GUID", "STATE", *(["FILES", "RATE"] if width >= 100 else []), "BYTES",
-                   *(["PROGRESS"] if width >= 130 else []), "NAME"]  # fmt: skip
+                   *(["PROGRESS"] if width >= 160 else []), "NAME"]  # fmt: skip
         title = f"bitscli monitor ({self.refresh:g} s; q quits)"
         table = Table(box=None, header_style="bold", pad_edge=False, title=title)
         for title in columns:

@@ -261,7 +261,7 @@ def test_monitor_on_a_terminal_draws_a_table(ok, job, monkeypatch) -> None:
     out = ok("monitor", "--refresh", "0.1", "--count", "1").stdout
     assert job in out
     assert "SUSPENDED" in out
-    assert "BYTES" in out  # PROGRESS joins on terminals of 130 columns or more
+    assert "BYTES" in out  # PROGRESS joins on terminals of 160 columns or more
 
 
 def test_bare_local_paths_may_contain_spaces(ok, job, tmp_path: Path) -> None:
