@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +34,10 @@ class Limits:
 def connection_cap(wanted: int) -> int:
     """Raise the descriptor limit as far as allowed, and keep the cap below it: a server out of descriptors
     cannot even accept, and asyncio logs a traceback for every failed accept."""
+    try:
+        import resource  # POSIX; Windows has no descriptor limit of this kind
+    except ImportError:
+        return wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = 65536 if hard == resource.RLIM_INFINITY else hard
