@@ -25,6 +25,7 @@ _ARGUMENT_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     ("setnotifyflags", "value"): ("3", *(str(int(f)) for f in NotifyFlags)),  # 3: the default, 1 | 2
     ("setdynamic", "value"): _BOOLEANS,
     ("setvalidationstate", "value"): _BOOLEANS,
+    ("setifchanged", "value"): ("on", "off"),
     ("setcredentials", "target"): ("SERVER", "PROXY"),
     ("setcredentials", "scheme"): _SCHEMES,
     ("removecredentials", "target"): ("SERVER", "PROXY"),
