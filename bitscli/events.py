@@ -11,7 +11,7 @@ from typing import Any
 
 from bitscli.model import Job, JobState
 
-log = logging.getLogger("bitscli.events")  # the daemon's log file gets the same lines; the CLI's go nowhere
+log = logging.getLogger("bitscli.events")  # written by the daemon, for every process's events (log_line)
 
 CREATED, STATE, NOTIFY, HOOK = "created", "state", "notify", "hook"
 
@@ -81,8 +81,14 @@ def _insert(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (now, job.id, job.display_name, kind, before, after, code, message, json.dumps(detail) if detail else None),
     )  # fmt: skip
-    log.info("job %s: %s %s%s%s", job.id, kind, f"{before} -> " if before else "", after or "",
-             f" ({message})" if message else "")  # fmt: skip
+
+
+def log_line(event: Event) -> None:
+    """The daemon's log line for an event, whichever process committed it (daemon/loop.py reads them in order)."""
+    detail = "".join(f" {key}={value}" for key, value in event.detail.items())
+    log.info("job %s '%s': %s %s%s%s%s", event.job_id, event.name, event.kind,
+             f"{event.from_state} -> " if event.from_state else "", event.to_state or "",
+             f" ({event.message})" if event.message else "", detail)  # fmt: skip
 
 
 def read(

@@ -200,3 +200,28 @@ def test_bad_hooks_are_config_errors(ok, cli, home: Path) -> None:
         result = cli("config", "check")
         assert result.exit_code != 0
         assert message in result.stderr
+
+
+def test_the_daemons_log_has_every_processs_transitions(ok, home: Path, tmp_path: Path) -> None:
+    """The daemon writes its own transitions and the CLI's (resume, complete) to its log, from the event log."""
+    from tests.conftest import run_process
+    from tests.daemonproc import DaemonProcess, wait_for
+
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"l" * 10_000)
+    daemon = DaemonProcess(home).start()
+    try:
+        wait_for(lambda: "daemon started" in run_process("daemon", "log").stdout)
+        job = run_process("create", "--raw", "logged").stdout.strip()
+        run_process("addfile", job, str(source), str(tmp_path / "copy.bin"))
+        run_process("resume", job)
+        wait_for(lambda: run_process("getstate", job).stdout.strip() == "TRANSFERRED")
+        run_process("complete", job)
+        wait_for(lambda: "-> ACKNOWLEDGED" in run_process("daemon", "log").stdout)
+        log = run_process("daemon", "log").stdout
+    finally:
+        daemon.close()
+    lines = [line for line in log.splitlines() if job in line and "'logged'" in line]
+    wanted = ["created SUSPENDED", "state SUSPENDED -> QUEUED", "-> TRANSFERRED", "state TRANSFERRED -> ACKNOWLEDGED"]
+    found = [next(i for i, line in enumerate(lines) if text in line) for text in wanted]
+    assert found == sorted(found), lines  # each once, in order: CLI and daemon transitions alike

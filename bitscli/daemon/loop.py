@@ -6,7 +6,7 @@ import logging
 import threading
 from pathlib import Path
 
-from bitscli import config
+from bitscli import config, events
 from bitscli import policy as bandwidth_policy
 from bitscli.clock import Clock
 from bitscli.daemon import hooks, notify, scheduler, transitions, wakeup
@@ -55,6 +55,8 @@ class Daemon:
         self.cancelling: dict[str, threading.Thread] = {}  # Cancel-Session for cancelled upload jobs
         self.notifying: dict[str, threading.Thread] = {}  # notification command lines being run
         self.hooks = hooks.Hooks(queue_path)
+        self._logged_event: int | None = None  # the last event written to the daemon's log
+        self._events_stamp: tuple[int, int] | None = None
         self.hook_commands: dict[str, tuple[str, ...]] = {}  # the config's [hooks]
         self.current: scheduler.Slice | None = None
         self.stop_event = threading.Event()
@@ -111,7 +113,22 @@ class Daemon:
         self._cancel_sessions()
         self._notifications(jobs, now)
         self.hooks.start_due(self.queue, self.hook_commands, self.allow_notify)
+        self._log_events()
         return plan
+
+    def _log_events(self) -> None:
+        """The event log's new entries, the CLI's included, into the daemon's log (from where it started)."""
+        stamp = self.queue.stamp()
+        if stamp == self._events_stamp:
+            return
+        self._events_stamp = stamp
+        with self.queue.read() as tx:
+            if self._logged_event is None:
+                self._logged_event = tx.last_event()  # the past is in `bitscli events`, not repeated here
+                return
+            for event in tx.events(after_seq=self._logged_event):
+                events.log_line(event)
+                self._logged_event = event.seq
 
     def _pause_workers(self) -> None:
         """A worker could not write the queue: no worker starts for a while, doubling while it goes on."""
