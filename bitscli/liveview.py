@@ -40,7 +40,7 @@ class TransferView:
         self._several = several  # several jobs: a bar each, and plain lines that start with the job's name
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
-        self._last: dict[str, tuple[str, float]] = {}  # job -> (its last plain line, when)
+        self._last: dict[str, tuple[str, str, float]] = {}  # job -> (its last plain line, its state then, when)
         if sys.stdout.isatty():
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -72,11 +72,10 @@ class TransferView:
         if self._several:
             text = f"{printable(job.display_name)}: {text}"
         now = time.monotonic()
-        last_line, last_time = self._last.get(job.id, ("", 0.0))
-        state_changed = job.state.name not in last_line.split(" ")[:2] if last_line else True
-        if text != last_line and (state_changed or now - last_time >= self.PLAIN_EVERY):
+        last_line, last_state, last_time = self._last.get(job.id, ("", "", 0.0))
+        if text != last_line and (job.state.name != last_state or now - last_time >= self.PLAIN_EVERY):
             line(text)
-            self._last[job.id] = (text, now)
+            self._last[job.id] = (text, job.state.name, now)
 
     def close(self) -> None:
         if self._bar is not None:

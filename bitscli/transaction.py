@@ -192,8 +192,10 @@ class Transaction:
     def last_event(self) -> int:
         return events.last_seq(self._conn)
 
-    def events(self, job_id: str | None = None, after_seq: int = 0, since: float | None = None) -> list[events.Event]:
-        return events.read(self._conn, job_id, after_seq, since)
+    def events(
+        self, job_id: str | None = None, after_seq: int = 0, since: float | None = None, limit: int = 10_000
+    ) -> list[events.Event]:  # fmt: skip
+        return events.read(self._conn, job_id, after_seq, since, limit)
 
     def delete_final_before(self, cutoff: float) -> int:
         events.prune(self._conn, cutoff)

@@ -14,6 +14,7 @@ import typer
 from bitscli import output
 from bitscli.cli.params import context
 from bitscli.errors import InvalidValue, format_hresult
+from bitscli.events import Event
 
 app = typer.Typer()
 _PANEL = "Jobs"
@@ -74,7 +75,7 @@ def _since(text: str | None) -> float | None:
     return (moment if moment.tzinfo else moment.astimezone()).timestamp()
 
 
-def _document(event: Any) -> dict[str, Any]:
+def _document(event: Event) -> dict[str, Any]:
     error = None
     if event.code is not None:
         error = {"code": f"0x{event.code & 0xFFFFFFFF:08x}", "message": event.message}  # as in a job's error
@@ -85,7 +86,7 @@ def _document(event: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _text(event: Any) -> str:
+def _text(event: Event) -> str:
     head = f"{output.iso_time(event.time)} {event.job_id} '{output.printable(event.name)}' {event.kind.upper()}"
     if event.kind == "notify":
         status = event.detail.get("exit_status")

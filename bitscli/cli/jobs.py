@@ -10,7 +10,7 @@ import typer
 from bitscli import output
 from bitscli.cli.params import AllUsersOpt, JobArg, JobsArg, JsonOpt, RawOpt, context
 from bitscli.errors import BitsError, ExitCode, InvalidValue, TransferFailed
-from bitscli.inputs.fields import parse_priority
+from bitscli.inputs.fields import hash_options, parse_priority
 from bitscli.inputs.names import redact_url
 from bitscli.model import JobType
 from bitscli.service import completion, jobs
@@ -67,9 +67,7 @@ def addfile(
 
     Example: bitscli addfile nightly https://example.org/a.iso /srv/images/a.iso --sha256 9f86d0...
     """
-    if sha256 is not None and hash_ is not None:
-        raise InvalidValue("give --sha256 or --hash, not both")
-    expected = f"sha256:{sha256}" if sha256 is not None else hash_
+    expected = hash_options(sha256, hash_)
     spec = jobs.FileSpec(remote, local, expected_hash=expected, if_changed=if_changed)
     updated, added = jobs.add_files(context(), job, [spec])
     output.line(f"Added {redact_url(added[0].remote_name)} -> {added[0].local_name} to job {updated.id}.")

@@ -8,7 +8,7 @@ import typer
 from bitscli import liveview, output
 from bitscli.cli.params import JobsArg, context
 from bitscli.errors import InvalidValue
-from bitscli.inputs.fields import parse_acl_flags, parse_priority, parse_rate
+from bitscli.inputs.fields import hash_options, parse_acl_flags, parse_priority, parse_rate
 from bitscli.model import JobType
 from bitscli.service import follow, jobs
 
@@ -50,7 +50,7 @@ def transfer(
         raise InvalidValue("files come in pairs: REMOTE LOCAL [REMOTE LOCAL]...")
     job_type = JobType.UPLOAD if upload else JobType.UPLOAD_REPLY if upload_reply else JobType.DOWNLOAD
     specs = [jobs.FileSpec(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
-    expected = _expected_hash(sha256, hash_)
+    expected = hash_options(sha256, hash_)
     if expected is not None:
         if len(specs) != 1:
             raise InvalidValue("--sha256 and --hash check a single file: give one REMOTE LOCAL pair")
@@ -126,9 +126,3 @@ def wait(
         for final in finals:
             state = final.state.name.lower()
             output.line(f"Job {final.id} ({final.display_name}) {state}." if several else f"Job {state}.")
-
-
-def _expected_hash(sha256: str | None, hash_: str | None) -> str | None:
-    if sha256 is not None and hash_ is not None:
-        raise InvalidValue("give --sha256 or --hash, not both")
-    return f"sha256:{sha256}" if sha256 is not None else hash_

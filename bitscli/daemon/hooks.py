@@ -9,7 +9,7 @@ from pathlib import Path
 from bitscli.daemon import notify
 from bitscli.events import STATE, Event
 from bitscli.model import JobState
-from bitscli.store import QueueError, open_queue
+from bitscli.store import Queue, QueueError, open_queue
 
 log = logging.getLogger("bitscli.daemon")
 
@@ -41,15 +41,20 @@ class Hooks:
     def __init__(self, queue_path: Path) -> None:
         self.queue_path = queue_path
         self.thread: threading.Thread | None = None
+        self._stamp: tuple[int, int] | None = None  # the queue's stamp at the last read that left nothing behind
 
-    def start_due(self, queue: object, hooks: dict[str, tuple[str, ...]], allowed: bool) -> None:
+    def start_due(self, queue: Queue, hooks: dict[str, tuple[str, ...]], allowed: bool) -> None:
         if not hooks or (self.thread is not None and self.thread.is_alive()):
             return
-        with queue.read() as tx:  # type: ignore[attr-defined]
+        stamp = queue.stamp()
+        if stamp == self._stamp:
+            return  # nothing committed since a read that found every event handled: no query this tick
+        with queue.read() as tx:
             mark = tx.mark(MARK)
-            due = [] if mark is None else tx.events(after_seq=mark)[:BATCH]
+            due = [] if mark is None else tx.events(after_seq=mark, limit=BATCH)
+        self._stamp = stamp if len(due) < BATCH else None  # a full batch: more may wait past it
         if mark is None:
-            with queue.write() as tx:  # type: ignore[attr-defined]
+            with queue.write() as tx:
                 tx.set_mark(MARK, tx.last_event())
             return
         work = [(e, WHEN[e.to_state]) for e in due if e.kind == STATE and e.to_state in WHEN]

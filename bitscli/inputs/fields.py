@@ -249,6 +249,13 @@ def format_rate(rate: int) -> str:
 HASH_HEX_LENGTHS = {"sha256": 64, "sha512": 128, "sha1": 40, "md5": 32}
 
 
+def hash_options(sha256: str | None, algo_hex: str | None) -> str | None:
+    """``--sha256 HEX`` or ``--hash ALGO:HEX`` (not both) as one expected hash, checked by parse_expected_hash."""
+    if sha256 is not None and algo_hex is not None:
+        raise InvalidValue("give --sha256 or --hash, not both")
+    return f"sha256:{sha256}" if sha256 is not None else algo_hex
+
+
 def parse_expected_hash(text: str) -> str:
     """``ALGO:HEX`` (or bare HEX of a SHA-256) -> ``algo:hex`` in lower case; a clear error otherwise."""
     algorithm, sep, digest = text.strip().partition(":")
